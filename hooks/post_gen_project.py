@@ -1,0 +1,208 @@
+"""Finish a freshly generated project.
+
+Runs inside the generated project directory. Everything that depends on a combination of
+answers is decided here, in tables, so Dockerfiles, Compose files, CI YAML and pre-commit
+config stay free of Jinja:
+
+* which files exist (REMOVE_WHEN: answer -> paths to delete),
+* which base images and wheel source the builds use (written to `.env.example` / `.env`
+  and, for PyTorch, to `pyproject.toml`),
+* the secrets of the local `.env` (random, never committed).
+
+Tests import this module and call the functions with explicit answers and directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+# (answer, value) -> paths (relative to the project, `{pkg}` = package name) removed when the
+# answer has that value. One row per option value; the only place that knows optional files.
+REMOVE_WHEN: dict[tuple[str, Any], tuple[str, ...]] = {
+    ("model_framework", "sklearn"): (
+        "src/{pkg}/models/xgboost_model.py",
+        "src/{pkg}/models/torch_model.py",
+    ),
+    ("model_framework", "xgboost"): (
+        "src/{pkg}/models/sklearn_model.py",
+        "src/{pkg}/models/torch_model.py",
+    ),
+    ("model_framework", "pytorch"): (
+        "src/{pkg}/models/sklearn_model.py",
+        "src/{pkg}/models/xgboost_model.py",
+    ),
+    ("use_redis_cache", False): (
+        "src/{pkg}/serving/cache.py",
+        "tests/serving/test_cache.py",
+    ),
+    ("use_prediction_logging", False): (
+        "src/{pkg}/db",
+        "src/{pkg}/serving/prediction_log.py",
+        "tests/serving/test_prediction_log.py",
+        "alembic.ini",
+        "migrations",
+    ),
+    ("monitoring", "none"): ("monitoring",),
+    ("ci", "github"): (".gitlab-ci.yml",),
+    ("ci", "gitlab"): (".github",),
+    ("ci", "none"): (".github", ".gitlab-ci.yml"),
+    ("open_source_license", "Proprietary"): (),
+}
+
+# Base images. CPU images come from python:<version>-slim; CUDA images are NVIDIA's runtime
+# images (Python is added in the Dockerfile). CUDA_IMAGES maps the cuda_version answer.
+CUDA_IMAGES = {
+    "12.6": "nvidia/cuda:12.6.3-runtime-ubuntu24.04",
+    "12.8": "nvidia/cuda:12.8.1-runtime-ubuntu24.04",
+    "13.0": "nvidia/cuda:13.0.2-runtime-ubuntu24.04",
+}
+# PyTorch wheel indexes: CPU-only wheels, or the CUDA build matching the base image.
+TORCH_INDEXES = {
+    "cpu": "https://download.pytorch.org/whl/cpu",
+    "12.6": "https://download.pytorch.org/whl/cu126",
+    "12.8": "https://download.pytorch.org/whl/cu128",
+    "13.0": "https://download.pytorch.org/whl/cu130",
+}
+
+# Keys of .env.example whose placeholder is replaced by a fresh random value in .env.
+SECRET_KEYS = ("POSTGRES_PASSWORD", "ADMIN_TOKEN", "GRAFANA_ADMIN_PASSWORD")
+PLACEHOLDER = "change-me"
+BUILD_BLOCK_MARKER = "# --- build settings chosen at generation (hooks/post_gen_project.py) ---"
+
+
+def paths_to_remove(answers: Mapping[str, Any]) -> list[str]:
+    pkg = answers["__package_name"]
+    return [
+        path.format(pkg=pkg)
+        for (key, value), paths in REMOVE_WHEN.items()
+        if answers.get(key) == value
+        for path in paths
+    ]
+
+
+def remove_paths(project: Path, relative_paths: Iterable[str]) -> None:
+    for rel in relative_paths:
+        target = project / rel
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def build_settings(answers: Mapping[str, Any]) -> dict[str, str]:
+    """Build args read by the Dockerfiles and Compose files (through `.env`)."""
+    python = str(answers["python_version"])
+    cpu_image = f"python:{python}-slim"
+    cuda = answers["compute"] == "cuda"
+    settings = {
+        "PYTHON_VERSION": python,
+        "CPU_BASE_IMAGE": cpu_image,
+        # The training image's base: switch to CPU_BASE_IMAGE's value (or set COMPUTE=cpu) to
+        # build a CPU training image of a CUDA project, e.g. on a laptop.
+        "COMPUTE": "cuda" if cuda else "cpu",
+        "TRAIN_BASE_IMAGE": CUDA_IMAGES[answers["cuda_version"]] if cuda else cpu_image,
+        "GPU_BASE_IMAGE": CUDA_IMAGES[answers["cuda_version"]] if cuda else cpu_image,
+    }
+    return settings
+
+
+def torch_source(answers: Mapping[str, Any]) -> str:
+    """uv index + source tables that pin torch to the CPU or the matching CUDA wheels."""
+    if answers["model_framework"] != "pytorch":
+        return ""
+    key = str(answers["cuda_version"]) if answers["compute"] == "cuda" else "cpu"
+    name = "pytorch-cpu" if key == "cpu" else f"pytorch-cu{key.replace('.', '')}"
+    return (
+        "\n# Chosen by hooks/post_gen_project.py: CPU and CUDA wheels are mutually exclusive.\n"
+        "[[tool.uv.index]]\n"
+        f'name = "{name}"\n'
+        f'url = "{TORCH_INDEXES[key]}"\n'
+        "explicit = true\n\n"
+        "[tool.uv.sources]\n"
+        "torch = { index = " + f'"{name}"' + " }\n"
+    )
+
+
+def render_env(example: str, secret: Any = None) -> str:
+    """`.env` from `.env.example`: every secret placeholder gets a fresh random value."""
+    make = secret or (lambda: secrets.token_urlsafe(32))
+    lines = []
+    for line in example.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() in SECRET_KEYS and value.strip() == PLACEHOLDER:
+            line = f"{key}={make()}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def write_build_settings(project: Path, answers: Mapping[str, Any]) -> None:
+    example = project / ".env.example"
+    block = "\n".join(f"{k}={v}" for k, v in build_settings(answers).items())
+    text = example.read_text(encoding="utf-8").rstrip("\n")
+    example.write_text(f"{text}\n\n{BUILD_BLOCK_MARKER}\n{block}\n", encoding="utf-8")
+    source = torch_source(answers)
+    if source:
+        pyproject = project / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text(encoding="utf-8") + source, encoding="utf-8")
+
+
+def write_env(project: Path) -> None:
+    env = project / ".env"
+    env.write_text(render_env((project / ".env.example").read_text(encoding="utf-8")), encoding="utf-8")
+    env.chmod(0o600)
+
+
+def init_git(project: Path) -> bool:
+    """First commit when git works; a missing or misconfigured git never fails generation."""
+    if shutil.which("git") is None or (project / ".git").exists():
+        return False
+    commands = (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        [
+            "git", "-c", "user.name=ml-compose", "-c", "user.email=ml-compose@localhost",
+            "-c", "commit.gpgsign=false", "commit", "-q", "-m", "Initial commit from ml-compose",
+        ],
+    )
+    for command in commands:
+        if subprocess.run(command, cwd=project, capture_output=True, check=False).returncode != 0:
+            return False
+    return True
+
+
+def next_steps(answers: Mapping[str, Any], git_done: bool) -> str:
+    slug = answers["__project_slug"]
+    steps = [
+        f"cd {slug}",
+        "make install        # uv sync: train + serve + dev groups",
+        "make pipeline       # dvc repro: data -> train -> evaluate -> register champion",
+        "make serve          # http://127.0.0.1:8000/docs",
+        "make up             # or: the whole stack in Docker Compose",
+    ]
+    lines = [f"\nml-compose: generated {slug}" + ("" if git_done else " (git not initialised)")]
+    lines += [f"  {step}" for step in steps]
+    lines.append("  .env holds freshly generated secrets and is git-ignored; never commit it.")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    answers = json.loads(r"""{{ cookiecutter | tojson }}""")
+    project = Path.cwd()
+    remove_paths(project, paths_to_remove(answers))
+    write_build_settings(project, answers)
+    write_env(project)
+    git_done = os.environ.get("ML_COMPOSE_SKIP_GIT") != "1" and init_git(project)
+    print(next_steps(answers, git_done))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Reject bad answers before cookiecutter writes anything.
+
+Cookiecutter renders this file with the answers, runs it inside the (still empty) project
+directory and deletes that directory when it exits non-zero. Every check is a pure function
+of the answers so tests import this module and call `validate()` directly.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+# Import names of what a generated project installs: a package named like one of these
+# would shadow it (``import mlflow`` would import the user's project).
+DEPENDENCY_IMPORTS = frozenset(
+    {
+        "alembic", "dvc", "fastapi", "httpx", "matplotlib", "mlflow", "mypy", "numpy",
+        "onnx", "onnxruntime", "optuna", "pandas", "prometheus_client", "psycopg",
+        "pydantic", "pydantic_settings", "pytest", "redis", "ruff", "skl2onnx", "sklearn",
+        "scipy", "sqlalchemy", "starlette", "tenacity", "torch", "uvicorn", "xgboost",
+        "yaml", "test", "tests", "src", "app",
+    }
+)
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "open_source_license": ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"),
+    "python_version": ("3.13", "3.12", "3.11"),
+    "model_framework": ("sklearn", "xgboost", "pytorch"),
+    "compute": ("cpu", "cuda"),
+    "cuda_version": ("12.8", "12.6", "13.0"),
+    "monitoring": ("none", "prometheus-grafana"),
+    "dvc_remote": ("local", "s3", "gcs", "azure", "ssh"),
+    "ci": ("github", "gitlab", "none"),
+}
+BOOLEANS = ("use_redis_cache", "use_prediction_logging")
+
+# CUDA versions each framework publishes wheels for: PyTorch has cu126/cu128/cu130 indexes;
+# the xgboost wheel on PyPI is built against CUDA 12 only.
+CUDA_WHEELS: dict[str, tuple[str, ...]] = {
+    "pytorch": ("12.6", "12.8", "13.0"),
+    "xgboost": ("12.6", "12.8"),
+}
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+
+
+def _check_identity(a: Mapping[str, Any]) -> list[str]:
+    errors = []
+    name = str(a.get("project_name", ""))
+    if not name.strip():
+        errors.append("project_name is empty: give a human-readable name such as 'Fraud Detector'.")
+    slug = str(a.get("__project_slug", ""))
+    if name.strip() and not SLUG_RE.match(slug):
+        errors.append(
+            f"project_slug {slug!r} (derived from project_name) is not a valid slug: use lowercase "
+            "ASCII letters, digits and single dashes, starting with a letter (e.g. 'fraud-detector')."
+        )
+    pkg = str(a.get("__package_name", ""))
+    if name.strip():
+        if not pkg.isidentifier() or not pkg.isascii():
+            errors.append(
+                f"package_name {pkg!r} is not a Python identifier: use lowercase letters, digits "
+                "and underscores, starting with a letter (e.g. 'fraud_detector')."
+            )
+        elif keyword.iskeyword(pkg) or keyword.issoftkeyword(pkg):
+            errors.append(f"package_name {pkg!r} is a Python keyword: pick another project_name.")
+        elif pkg in sys.stdlib_module_names:
+            errors.append(
+                f"package_name {pkg!r} shadows the standard-library module '{pkg}': "
+                "pick another project_name."
+            )
+        elif pkg in DEPENDENCY_IMPORTS:
+            errors.append(
+                f"package_name {pkg!r} shadows a dependency or tool of the generated project "
+                f"('import {pkg}' would import your package): pick another project_name."
+            )
+    if not str(a.get("author_name", "")).strip():
+        errors.append("author_name is empty: give a person or team name.")
+    email = str(a.get("author_email", ""))
+    if not EMAIL_RE.match(email):
+        errors.append(f"author_email {email!r} is not an e-mail address (expected name@domain.tld).")
+    description = str(a.get("description", ""))
+    if any(ord(ch) < 32 for ch in description):
+        errors.append("description must be a single line without control characters.")
+    return errors
+
+
+def _check_choices(a: Mapping[str, Any]) -> list[str]:
+    errors = []
+    for key, allowed in CHOICES.items():
+        if a.get(key) not in allowed:
+            errors.append(f"{key} {a.get(key)!r} is not supported: choose one of {', '.join(allowed)}.")
+    for key in BOOLEANS:
+        if not isinstance(a.get(key), bool):
+            errors.append(f"{key} must be true or false, got {a.get(key)!r}.")
+    return errors
+
+
+def _check_compute(a: Mapping[str, Any]) -> list[str]:
+    if a.get("compute") != "cuda":
+        return []
+    framework = a.get("model_framework")
+    if framework == "sklearn":
+        return [
+            "compute=cuda needs a GPU framework: scikit-learn has no GPU path. "
+            "Use model_framework=xgboost or pytorch, or compute=cpu."
+        ]
+    wheels = CUDA_WHEELS.get(str(framework), ())
+    if a.get("cuda_version") in CHOICES["cuda_version"] and a.get("cuda_version") not in wheels:
+        return [
+            f"cuda_version {a.get('cuda_version')} has no {framework} wheels: "
+            f"choose one of {', '.join(wheels)}."
+        ]
+    return []
+
+
+CHECKS: tuple[Callable[[Mapping[str, Any]], list[str]], ...] = (
+    _check_identity,
+    _check_choices,
+    _check_compute,
+)
+
+
+def validate(answers: Mapping[str, Any]) -> list[str]:
+    """Every problem with the answers, one line each; empty when they can be generated."""
+    return [error for check in CHECKS for error in check(answers)]
+
+
+def main() -> int:
+    answers = json.loads(r"""{{ cookiecutter | tojson }}""")
+    errors = validate(answers)
+    for error in errors:
+        print(f"ERROR: {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
