@@ -160,6 +160,35 @@ def write_env(project: Path) -> None:
     env.chmod(0o600)
 
 
+def lock_dependencies(project: Path) -> str:
+    """Write uv.lock when uv and the package indexes are reachable; never fail generation.
+
+    Returns a one-line note for the summary. ML_COMPOSE_SKIP_LOCK=1 skips it (the template's
+    bake-matrix tests set it); without uv or network the first `make install` writes the lock.
+    """
+    if os.environ.get("ML_COMPOSE_SKIP_LOCK") == "1":
+        return "uv.lock not written (ML_COMPOSE_SKIP_LOCK=1): `make install` creates it."
+    uv = shutil.which("uv")
+    if uv is None:
+        return "uv not found: install uv, then `make install` creates uv.lock."
+    command = [uv, "lock", "--quiet"]
+    if sys.version_info >= (3, 11):
+        # The lock is universal; the interpreter only builds sdists. Cookiecutter's own Python
+        # spares uv a download of the .python-version interpreter just to lock.
+        command += ["--python", sys.executable]
+    try:
+        result = subprocess.run(
+            command, cwd=project, capture_output=True, text=True,
+            timeout=int(os.environ.get("ML_COMPOSE_LOCK_TIMEOUT", "300")), check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"uv lock did not finish ({exc.__class__.__name__}): `make install` creates uv.lock."
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["unknown error"])[-1][:200]
+        return f"uv lock failed ({reason}): `make install` creates uv.lock later."
+    return "uv.lock written: keep it in git; the images install with `uv sync --frozen`."
+
+
 def init_git(project: Path) -> bool:
     """First commit when git works; a missing or misconfigured git never fails generation."""
     if shutil.which("git") is None or (project / ".git").exists():
@@ -199,8 +228,10 @@ def main() -> int:
     remove_paths(project, paths_to_remove(answers))
     write_build_settings(project, answers)
     write_env(project)
+    lock_note = lock_dependencies(project)
     git_done = os.environ.get("ML_COMPOSE_SKIP_GIT") != "1" and init_git(project)
     print(next_steps(answers, git_done))
+    print(f"  {lock_note}")
     return 0
 
 
