@@ -1,0 +1,142 @@
+"""Hook logic, imported as modules and called with explicit answers."""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.combinations import SUPPORTED
+from tests.conftest import TEMPLATE, render_answers
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pre = _load("pre_gen_project")
+post = _load("post_gen_project")
+
+
+def answers(**overrides: Any) -> dict[str, Any]:
+    return render_answers(**overrides)
+
+
+@pytest.mark.parametrize("name", list(SUPPORTED))
+def test_supported_answers_validate(name: str) -> None:
+    assert pre.validate(answers(**SUPPORTED[name])) == []
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    bad = answers(project_name="class", author_email="nope", compute="cuda")
+    errors = pre.validate(bad)
+    assert len(errors) == 3
+    assert all("\n" not in e for e in errors)
+
+
+def test_values_passed_around_the_prompt_are_still_checked() -> None:
+    # Replayed or scripted answers can bypass cookiecutter's own choice check.
+    errors = pre.validate({**answers(), "python_version": "3.9", "use_redis_cache": "no"})
+    assert any("python_version '3.9' is not supported" in e for e in errors)
+    assert any("use_redis_cache must be true or false" in e for e in errors)
+
+
+def test_cuda_version_ignored_for_cpu() -> None:
+    assert pre.validate(answers(model_framework="xgboost", cuda_version="13.0")) == []
+
+
+def test_removal_table_is_per_answer() -> None:
+    minimal = answers(use_redis_cache=False, use_prediction_logging=False, ci="none")
+    removed = post.paths_to_remove(minimal)
+    pkg = minimal["__package_name"]
+    assert f"src/{pkg}/serving/cache.py" in removed
+    assert ".github" in removed and ".gitlab-ci.yml" in removed
+    assert f"src/{pkg}/models/sklearn_model.py" not in removed
+    assert all("{" not in path for path in removed)
+
+
+def test_remove_paths_handles_files_folders_and_absent_paths(tmp_path: Path) -> None:
+    (tmp_path / "folder" / "sub").mkdir(parents=True)
+    (tmp_path / "folder" / "sub" / "x.py").write_text("")
+    (tmp_path / "file.txt").write_text("")
+    post.remove_paths(tmp_path, ["folder", "file.txt", "never-existed"])
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "train_image"),
+    [
+        ({}, "python:3.13-slim"),
+        ({"python_version": "3.11"}, "python:3.11-slim"),
+        (
+            {"model_framework": "xgboost", "compute": "cuda", "cuda_version": "12.6"},
+            "nvidia/cuda:12.6.3-runtime-ubuntu24.04",
+        ),
+        (
+            {"model_framework": "pytorch", "compute": "cuda", "cuda_version": "13.0"},
+            "nvidia/cuda:13.0.2-runtime-ubuntu24.04",
+        ),
+    ],
+)
+def test_base_images_follow_compute(overrides: dict[str, Any], train_image: str) -> None:
+    settings = post.build_settings(answers(**overrides))
+    assert settings["TRAIN_BASE_IMAGE"] == train_image
+    assert settings["CPU_BASE_IMAGE"].startswith("python:")
+    assert settings["COMPUTE"] == overrides.get("compute", "cpu")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "index"),
+    [
+        ({"model_framework": "pytorch"}, "https://download.pytorch.org/whl/cpu"),
+        (
+            {"model_framework": "pytorch", "compute": "cuda", "cuda_version": "12.8"},
+            "https://download.pytorch.org/whl/cu128",
+        ),
+    ],
+)
+def test_torch_wheel_source_is_exclusive(overrides: dict[str, Any], index: str) -> None:
+    block = post.torch_source(answers(**overrides))
+    parsed = tomllib.loads(block)
+    assert [i["url"] for i in parsed["tool"]["uv"]["index"]] == [index]
+    assert parsed["tool"]["uv"]["sources"]["torch"]["index"] == parsed["tool"]["uv"]["index"][0][
+        "name"
+    ]
+
+
+def test_no_torch_source_for_other_frameworks() -> None:
+    assert post.torch_source(answers(model_framework="xgboost")) == ""
+
+
+def test_env_gets_fresh_random_secrets() -> None:
+    example = "# comment\nPOSTGRES_PASSWORD=change-me\nADMIN_TOKEN=change-me\nPOSTGRES_USER=app\n"
+    first, second = post.render_env(example), post.render_env(example)
+    assert "change-me" not in first
+    assert "POSTGRES_USER=app" in first and "# comment" in first
+    assert first != second
+    token = next(line for line in first.splitlines() if line.startswith("ADMIN_TOKEN="))
+    assert len(token.split("=", 1)[1]) >= 32
+
+
+def test_init_git_never_fails_without_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert post.init_git(tmp_path) is False
+    assert not (tmp_path / ".git").exists()
+
+
+def test_baked_env_example_holds_placeholders_only(bake) -> None:  # type: ignore[no-untyped-def]
+    project = bake(monitoring="prometheus-grafana")
+    example = project.read(".env.example")
+    env = project.read(".env")
+    for key in post.SECRET_KEYS:
+        assert f"{key}={post.PLACEHOLDER}" in example
+        assert f"{key}={post.PLACEHOLDER}" not in env
+    assert (project.path / ".env").stat().st_mode & 0o077 == 0
