@@ -21,8 +21,8 @@ test-fast: install  ## bake matrix, hooks and bad answers only
 	$(UV) run pytest -n $(PYTEST_WORKERS) -m "not slow and not containers and not upkeep" $(PYTEST_ARGS)
 
 lint: install  ## lint the template's own Python (hooks, tests)
-	$(UV) run ruff check hooks tests
-	$(UV) run ruff format --check hooks tests
+	$(UV) run ruff check hooks tests scripts
+	$(UV) run ruff format --check hooks tests scripts
 
 bake: install  ## generate a project into .baked/ (ARGS="key=value ...")
 	rm -rf $(BAKE_DIR) && mkdir -p $(BAKE_DIR)

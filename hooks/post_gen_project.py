@@ -156,7 +156,9 @@ def write_build_settings(project: Path, answers: Mapping[str, Any]) -> None:
 
 def write_env(project: Path) -> None:
     env = project / ".env"
-    env.write_text(render_env((project / ".env.example").read_text(encoding="utf-8")), encoding="utf-8")
+    env.write_text(
+        render_env((project / ".env.example").read_text(encoding="utf-8")), encoding="utf-8"
+    )
     env.chmod(0o600)
 
 
@@ -178,8 +180,12 @@ def lock_dependencies(project: Path) -> str:
         command += ["--python", sys.executable]
     try:
         result = subprocess.run(
-            command, cwd=project, capture_output=True, text=True,
-            timeout=int(os.environ.get("ML_COMPOSE_LOCK_TIMEOUT", "300")), check=False,
+            command,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=int(os.environ.get("ML_COMPOSE_LOCK_TIMEOUT", "300")),
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"uv lock did not finish ({exc.__class__.__name__}): `make install` creates uv.lock."
@@ -197,8 +203,17 @@ def init_git(project: Path) -> bool:
         ["git", "init", "-q", "-b", "main"],
         ["git", "add", "-A"],
         [
-            "git", "-c", "user.name=ml-compose", "-c", "user.email=ml-compose@localhost",
-            "-c", "commit.gpgsign=false", "commit", "-q", "-m", "Initial commit from ml-compose",
+            "git",
+            "-c",
+            "user.name=ml-compose",
+            "-c",
+            "user.email=ml-compose@localhost",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            "Initial commit from ml-compose",
         ],
     )
     for command in commands:

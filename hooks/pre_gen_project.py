@@ -18,11 +18,39 @@ from typing import Any
 # would shadow it (``import mlflow`` would import the user's project).
 DEPENDENCY_IMPORTS = frozenset(
     {
-        "alembic", "dvc", "fastapi", "httpx", "matplotlib", "mlflow", "mypy", "numpy",
-        "onnx", "onnxruntime", "optuna", "pandas", "prometheus_client", "psycopg",
-        "pydantic", "pydantic_settings", "pytest", "redis", "ruff", "skl2onnx", "sklearn",
-        "scipy", "sqlalchemy", "starlette", "tenacity", "torch", "uvicorn", "xgboost",
-        "yaml", "test", "tests", "src", "app",
+        "alembic",
+        "dvc",
+        "fastapi",
+        "httpx",
+        "matplotlib",
+        "mlflow",
+        "mypy",
+        "numpy",
+        "onnx",
+        "onnxruntime",
+        "optuna",
+        "pandas",
+        "prometheus_client",
+        "psycopg",
+        "pydantic",
+        "pydantic_settings",
+        "pytest",
+        "redis",
+        "ruff",
+        "skl2onnx",
+        "sklearn",
+        "scipy",
+        "sqlalchemy",
+        "starlette",
+        "tenacity",
+        "torch",
+        "uvicorn",
+        "xgboost",
+        "yaml",
+        "test",
+        "tests",
+        "src",
+        "app",
     }
 )
 
@@ -57,8 +85,9 @@ def _check_identity(a: Mapping[str, Any]) -> list[str]:
     slug = str(a.get("__project_slug", ""))
     if name.strip() and not SLUG_RE.match(slug):
         errors.append(
-            f"project_slug {slug!r} (derived from project_name) is not a valid slug: use lowercase "
-            "ASCII letters, digits and single dashes, starting with a letter (e.g. 'fraud-detector')."
+            f"project_slug {slug!r} (derived from project_name) is not a valid slug: use "
+            "lowercase ASCII letters, digits and single dashes, starting with a letter "
+            "(e.g. 'fraud-detector')."
         )
     pkg = str(a.get("__package_name", ""))
     if name.strip():
@@ -83,7 +112,9 @@ def _check_identity(a: Mapping[str, Any]) -> list[str]:
         errors.append("author_name is empty: give a person or team name.")
     email = str(a.get("author_email", ""))
     if not EMAIL_RE.match(email):
-        errors.append(f"author_email {email!r} is not an e-mail address (expected name@domain.tld).")
+        errors.append(
+            f"author_email {email!r} is not an e-mail address (expected name@domain.tld)."
+        )
     description = str(a.get("description", ""))
     if any(ord(ch) < 32 for ch in description):
         errors.append("description must be a single line without control characters.")
@@ -94,7 +125,9 @@ def _check_choices(a: Mapping[str, Any]) -> list[str]:
     errors = []
     for key, allowed in CHOICES.items():
         if a.get(key) not in allowed:
-            errors.append(f"{key} {a.get(key)!r} is not supported: choose one of {', '.join(allowed)}.")
+            errors.append(
+                f"{key} {a.get(key)!r} is not supported: choose one of {', '.join(allowed)}."
+            )
     for key in BOOLEANS:
         if not isinstance(a.get(key), bool):
             errors.append(f"{key} must be true or false, got {a.get(key)!r}.")

@@ -50,7 +50,11 @@ class Baked:
         }
 
     def run(
-        self, *command: str, check: bool = True, env: dict[str, str] | None = None, timeout: int = 900
+        self,
+        *command: str,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        timeout: int = 900,
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             command,

@@ -115,8 +115,14 @@ def test_mypy_clean(baked: Baked) -> None:
     # Third-party packages are not installed in the template's environment: their imports are
     # ignored here; the slow tier runs the project's own `make lint` with everything installed.
     baked.run(
-        sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir", "/dev/null",
-        "--no-incremental", timeout=600,
+        sys.executable,
+        "-m",
+        "mypy",
+        "--ignore-missing-imports",
+        "--cache-dir",
+        "/dev/null",
+        "--no-incremental",
+        timeout=600,
     )
 
 

@@ -107,9 +107,10 @@ def test_torch_wheel_source_is_exclusive(overrides: dict[str, Any], index: str) 
     block = post.torch_source(answers(**overrides))
     parsed = tomllib.loads(block)
     assert [i["url"] for i in parsed["tool"]["uv"]["index"]] == [index]
-    assert parsed["tool"]["uv"]["sources"]["torch"]["index"] == parsed["tool"]["uv"]["index"][0][
-        "name"
-    ]
+    assert (
+        parsed["tool"]["uv"]["sources"]["torch"]["index"]
+        == parsed["tool"]["uv"]["index"][0]["name"]
+    )
 
 
 def test_no_torch_source_for_other_frameworks() -> None:

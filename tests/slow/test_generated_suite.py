@@ -37,8 +37,20 @@ def install(project: Baked) -> Path:
     """A venv with the project and its train, serve and dev groups."""
     project.run("uv", "venv", "--quiet", ".venv", timeout=300)
     command = [
-        "uv", "pip", "install", "--quiet", "--python", ".venv/bin/python",
-        "-e", ".", "--group", "train", "--group", "serve", "--group", "dev",
+        "uv",
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        ".venv/bin/python",
+        "-e",
+        ".",
+        "--group",
+        "train",
+        "--group",
+        "serve",
+        "--group",
+        "dev",
     ]
     if project.context["model_framework"] == "pytorch":
         pip_wheels = os.environ.get("ML_COMPOSE_TORCH_WHEELS", "/opt/wheels")
@@ -60,7 +72,13 @@ def test_generated_project_passes_its_own_suite(name: str, bake) -> None:  # typ
     project.run(str(venv / "ruff"), "format", "--check", ".", env=env)
     project.run(str(venv / "mypy"), env=env, timeout=900)
     result = project.run(
-        str(venv / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", env=env,
+        str(venv / "python"),
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        env=env,
         timeout=2400,
     )
     summary = result.stdout.strip().splitlines()[-1]
