@@ -47,6 +47,7 @@ REMOVE_WHEN: dict[tuple[str, Any], tuple[str, ...]] = {
         "src/{pkg}/db",
         "src/{pkg}/serving/prediction_log.py",
         "tests/serving/test_prediction_log.py",
+        "tests/db",
         "alembic.ini",
         "migrations",
     ),

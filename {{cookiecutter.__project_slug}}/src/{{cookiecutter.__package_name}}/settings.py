@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     cache_timeout_seconds: float = Field(default=0.05, gt=0)
     max_batch_size: int = Field(default=1000, ge=1)
     unknown_category: Literal["reject", "unknown"] = "reject"
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    serve_workers: int = Field(default=1, ge=1)
+    serve_threads_per_worker: int = Field(default=1, ge=1)  # OpenMP/BLAS/onnxruntime threads
+    model_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    model_retry_max_seconds: float = Field(default=30.0, gt=0)
+    cache_retry_seconds: float = Field(default=2.0, ge=0)  # skip Redis this long after a failure
+    prediction_logging: bool = True  # only used when the project has the prediction log
+    prediction_log_buffer_size: int = Field(default=100_000, ge=1)
+    prediction_log_batch_size: int = Field(default=500, ge=1)
+    prediction_log_flush_seconds: float = Field(default=0.5, gt=0)
+    prediction_log_shutdown_seconds: float = Field(default=10.0, ge=0)
 
     @classmethod
     def settings_customise_sources(

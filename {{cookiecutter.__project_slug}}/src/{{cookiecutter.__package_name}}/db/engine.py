@@ -1,0 +1,38 @@
+"""The SQLAlchemy engine of the prediction log (SQLite on the host, Postgres in Compose)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3 (the driver the project installs)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Engine with short timeouts, so a database that is down fails fast instead of hanging."""
+    url = normalize_url(url)
+    backend = make_url(url).get_backend_name()
+    options: dict[str, Any] = {"pool_pre_ping": True, **kwargs}
+    if backend == "postgresql":
+        options.setdefault("connect_args", {"connect_timeout": 3})
+    elif backend == "sqlite":
+        options.setdefault("connect_args", {"check_same_thread": False, "timeout": 5})
+    engine = create_engine(url, **options)
+    if backend == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    return engine

@@ -1,0 +1,98 @@
+"""Redis prediction cache. A cache problem never fails a request.
+
+Keys hold the model version, so a new model never serves an old answer. Every call has a
+short timeout; after a failure the cache is skipped for `cache_retry_seconds` (counted as
+`bypass`), so a dead Redis costs one timeout, not one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..settings import Settings
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class PredictionCache:
+    def __init__(self, url: str, settings: Settings, metrics: Metrics) -> None:
+        self.ttl = settings.cache_ttl_seconds
+        self.timeout = settings.cache_timeout_seconds
+        self.retry_after = settings.cache_retry_seconds
+        self.metrics = metrics
+        self.client = Redis.from_url(
+            url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+        )
+        self.last_error: str | None = None
+        self._skip_until = 0.0
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Metrics) -> PredictionCache | None:
+        return cls(settings.redis_url, settings, metrics) if settings.redis_url else None
+
+    def _failed(self, exc: BaseException) -> None:
+        self.metrics.cache.labels(result="error").inc()
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if self.last_error is None:
+            log.warning("Redis cache unavailable, serving without it: %s", error)
+        self.last_error = error
+        self._skip_until = time.monotonic() + self.retry_after
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        if time.monotonic() < self._skip_until:
+            self.metrics.cache.labels(result="bypass").inc()
+            return None
+        try:
+            raw = await asyncio.wait_for(self.client.get(key), self.timeout)
+        except Exception as exc:
+            self._failed(exc)
+            return None
+        if self.last_error is not None:
+            log.info("Redis cache is back")
+            self.last_error = None
+        if raw is None:
+            self.metrics.cache.labels(result="miss").inc()
+            return None
+        self.metrics.cache.labels(result="hit").inc()
+        value: dict[str, Any] = json.loads(raw)
+        return value
+
+    def set_later(self, key: str, value: dict[str, Any]) -> None:
+        """Store in the background: the response does not wait for Redis."""
+        if time.monotonic() < self._skip_until:
+            return
+        task = asyncio.create_task(self._set(key, json.dumps(value)))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _set(self, key: str, raw: str) -> None:
+        try:
+            await asyncio.wait_for(self.client.set(key, raw, ex=self.ttl), self.timeout)
+        except Exception as exc:
+            self._failed(exc)
+
+    async def check(self) -> str:
+        try:
+            await asyncio.wait_for(self.client.ping(), self.timeout)
+        except Exception as exc:
+            return f"down: {type(exc).__name__}: {exc}"
+        return "ok"
+
+    async def close(self) -> None:
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=self.timeout * 2)
+        await self.client.aclose()

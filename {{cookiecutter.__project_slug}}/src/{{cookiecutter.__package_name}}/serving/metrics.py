@@ -1,0 +1,52 @@
+"""Prometheus metrics of one app (its own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+# Request latency buckets (seconds): the server answers in about a millisecond.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.predictions = Counter(
+            "predictions", "Predictions served, by predicted class", ["label"], registry=r
+        )
+        self.cache = Counter(
+            "prediction_cache_requests",
+            "Cache lookups: hit, miss, error (Redis failed or slow), bypass (skipped after error)",
+            ["result"],
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "model_loaded_version",
+            "Registry version of the loaded model (0 = none)",
+            ["name", "alias"],
+            registry=r,
+        )
+        self.model_load_failures = Counter(
+            "model_load_failures", "Failed model loads and reloads", registry=r
+        )
+        self.log_queue_depth = Gauge(
+            "prediction_log_queue_depth", "Prediction records waiting to be written", registry=r
+        )
+        self.log_written = Counter(
+            "prediction_log_written", "Prediction records written", registry=r
+        )
+        self.log_dropped = Counter(
+            "prediction_log_dropped",
+            "Prediction records dropped (buffer overflow or unflushed at shutdown)",
+            registry=r,
+        )
+        self.log_write_errors = Counter(
+            "prediction_log_write_errors", "Failed batch writes (retried)", registry=r
+        )
+
+    def set_model(self, name: str, alias: str, version: str) -> None:
+        self.model_version.clear()
+        self.model_version.labels(name=name, alias=alias).set(
+            float(version) if version.isdigit() else 0
+        )

@@ -1,0 +1,170 @@
+"""What a prediction request does: model call, cache, prediction log, metrics.
+
+The model runs inline on the event loop (an ONNX call takes microseconds; a threadpool hop
+would cost more than the call). The cache and prediction log are optional parts; the project
+may have been generated without their modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any, Protocol
+
+from ..schema import CLASS_NAMES
+from ..settings import Settings
+from .features import cache_key
+from .metrics import Metrics
+from .model import LoadedModel, ModelManager
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+    def set_later(self, key: str, value: dict[str, Any]) -> None: ...
+    async def check(self) -> str: ...
+    async def close(self) -> None: ...
+
+
+class PredictionSink(Protocol):
+    def start(self) -> None: ...
+    def record(self, rows: list[dict[str, Any]]) -> None: ...
+    def check(self) -> str: ...
+    async def close(self) -> None: ...
+
+
+def optional_module(name: str) -> ModuleType | None:
+    """`serving.<name>` when the project was generated with that option, else None."""
+    qualified = f"{__package__}.{name}"
+    try:
+        return importlib.import_module(qualified)
+    except ModuleNotFoundError as exc:
+        if exc.name == qualified:
+            return None
+        raise
+
+
+class ModelNotReady(RuntimeError):
+    pass
+
+
+@dataclass
+class Services:
+    settings: Settings
+    metrics: Metrics
+    models: ModelManager
+    cache: Cache | None = None
+    prediction_log: PredictionSink | None = None
+    _started: list[str] = field(default_factory=list)
+
+    async def start(self) -> None:
+        cache_module = optional_module("cache")
+        if cache_module is not None:
+            self.cache = cache_module.PredictionCache.from_settings(self.settings, self.metrics)
+        log_module = optional_module("prediction_log")
+        if log_module is not None:
+            self.prediction_log = log_module.PredictionLogger.from_settings(
+                self.settings, self.metrics
+            )
+            if self.prediction_log is not None:
+                self.prediction_log.start()
+        self.models.start()
+
+    async def stop(self) -> None:
+        await self.models.stop()
+        if self.prediction_log is not None:
+            await self.prediction_log.close()
+        if self.cache is not None:
+            await self.cache.close()
+
+    def model(self) -> LoadedModel:
+        model = self.models.current
+        if model is None:
+            raise ModelNotReady(self.models.last_error or "model not loaded")
+        return model
+
+    def _outputs(self, labels: Any, probabilities: Any) -> list[dict[str, Any]]:
+        outputs = []
+        for label, row in zip(labels.tolist(), probabilities.tolist(), strict=True):
+            outputs.append(
+                {
+                    "label": CLASS_NAMES[label],
+                    "probabilities": dict(zip(CLASS_NAMES, row, strict=True)),
+                }
+            )
+        return outputs
+
+    def _log(
+        self,
+        model: LoadedModel,
+        request_id: str,
+        records: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+        started: float,
+    ) -> None:
+        for output in outputs:
+            self.metrics.predictions.labels(label=output["label"]).inc()
+        if self.prediction_log is None:
+            return
+        latency_ms = (time.perf_counter() - started) * 1000
+        now = datetime.now(UTC)
+        self.prediction_log.record(
+            [
+                {
+                    "created_at": now,
+                    "request_id": request_id,
+                    "position": position,
+                    "model_name": model.name,
+                    "model_version": model.version,
+                    "input": record,
+                    "output": output,
+                    "latency_ms": latency_ms,
+                }
+                for position, (record, output) in enumerate(zip(records, outputs, strict=True))
+            ]
+        )
+
+    async def predict_one(
+        self, record: dict[str, Any], request_id: str, started: float
+    ) -> tuple[LoadedModel, dict[str, Any], bool]:
+        model = self.model()  # this request keeps this model even if a reload swaps it
+        normalized = model.feeds.normalize(record)
+        key = None
+        if self.cache is not None:
+            key = cache_key(model.name, model.version, normalized)
+            cached = await self.cache.get(key)
+            if cached is not None:
+                self._log(model, request_id, [normalized], [cached], started)
+                return model, cached, True
+        output = self._outputs(*model.predict([normalized]))[0]
+        if self.cache is not None and key is not None:
+            self.cache.set_later(key, output)
+        self._log(model, request_id, [normalized], [output], started)
+        return model, output, False
+
+    def predict_batch(
+        self, records: list[dict[str, Any]], request_id: str, started: float
+    ) -> tuple[LoadedModel, list[dict[str, Any]]]:
+        model = self.model()
+        normalized = [model.feeds.normalize(r) for r in records]
+        outputs = self._outputs(*model.predict(normalized))
+        self._log(model, request_id, normalized, outputs, started)
+        return model, outputs
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        model = self.models.current
+        dependencies: dict[str, str] = {}
+        if self.cache is not None:
+            dependencies["redis"] = await self.cache.check()
+        if self.prediction_log is not None:
+            dependencies["prediction_log"] = self.prediction_log.check()
+        body: dict[str, Any] = {
+            "ready": model is not None,
+            "model_version": model.version if model else None,
+            "dependencies": dependencies,
+        }
+        if model is None:
+            body["reason"] = self.models.last_error or "model not loaded"
+        return model is not None, body
