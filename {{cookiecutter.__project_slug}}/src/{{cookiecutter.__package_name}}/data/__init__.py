@@ -1,0 +1,1 @@
+"""Example data (synthetic, seeded) and validated loading against `schema.py`."""

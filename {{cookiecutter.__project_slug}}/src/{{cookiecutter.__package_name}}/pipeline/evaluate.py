@@ -1,0 +1,189 @@
+"""Stage `evaluate`: score the registered version on the test split (the model as served),
+write `reports/metrics.json` and the plots, log both to the training run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from sklearn import metrics as skm
+
+from .. import schema
+from ..data.load import load_table
+from .common import Context, add_common_arguments, cli_errors
+from .tracking import configure
+
+log = logging.getLogger(__name__)
+MAX_CURVE_POINTS = 500
+
+
+def compute_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+    predicted = (proba >= threshold).astype(int)
+    return {
+        "roc_auc": float(skm.roc_auc_score(y, proba)),
+        "average_precision": float(skm.average_precision_score(y, proba)),
+        "precision": float(skm.precision_score(y, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(y, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(y, predicted, zero_division=0)),
+        "accuracy": float(skm.accuracy_score(y, predicted)),
+        "log_loss": float(skm.log_loss(y, np.clip(proba, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "brier": float(skm.brier_score_loss(y, proba)),
+    }
+
+
+def _thin(frame: pd.DataFrame) -> pd.DataFrame:
+    if len(frame) <= MAX_CURVE_POINTS:
+        return frame
+    keep = np.unique(np.linspace(0, len(frame) - 1, MAX_CURVE_POINTS).round().astype(int))
+    return frame.iloc[keep]
+
+
+def write_plots(
+    folder: Path, y: np.ndarray, proba: np.ndarray, threshold: float
+) -> dict[str, pd.DataFrame]:
+    """CSV data for `dvc plots` (ROC, precision-recall, confusion matrix)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fpr, tpr, _ = skm.roc_curve(y, proba)
+    precision, recall, _ = skm.precision_recall_curve(y, proba)
+    tables = {
+        "roc": _thin(pd.DataFrame({"fpr": fpr, "tpr": tpr})),
+        "precision_recall": _thin(
+            pd.DataFrame({"recall": recall[::-1], "precision": precision[::-1]})
+        ),
+        "confusion": pd.DataFrame(
+            {
+                "actual": np.asarray(schema.CLASS_NAMES)[y],
+                "predicted": np.asarray(schema.CLASS_NAMES)[(proba >= threshold).astype(int)],
+            }
+        ),
+    }
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False, float_format="%.6f", lineterminator="\n")
+    return tables
+
+
+def log_figures(tables: dict[str, pd.DataFrame], values: dict[str, float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(tables["roc"]["fpr"], tables["roc"]["tpr"], label=f"AUC {values['roc_auc']:.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    ax.legend()
+    mlflow.log_figure(fig, "plots/roc.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    pr = tables["precision_recall"]
+    ax.plot(pr["recall"], pr["precision"], label=f"AP {values['average_precision']:.3f}")
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall")
+    ax.legend()
+    mlflow.log_figure(fig, "plots/precision_recall.png")
+    plt.close(fig)
+
+    matrix = skm.confusion_matrix(
+        tables["confusion"]["actual"],
+        tables["confusion"]["predicted"],
+        labels=list(schema.CLASS_NAMES),
+    )
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center")
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=schema.CLASS_NAMES,
+        yticklabels=schema.CLASS_NAMES,
+        xlabel="predicted",
+        ylabel="actual",
+        title="Confusion matrix",
+    )
+    mlflow.log_figure(fig, "plots/confusion_matrix.png")
+    plt.close(fig)
+
+
+def load_registered(name: str, version: str) -> tuple[str, Any]:
+    """(flavor, predict-fraud-probability function) of a registered version."""
+    client = MlflowClient()
+    flavor = client.get_model_version(name, version).tags.get("flavor", "native")
+    uri = f"models:/{name}/{version}"
+    if flavor == "onnx":
+        import onnxruntime as ort
+
+        from ..models import onnx_feeds
+
+        folder = Path(tempfile.mkdtemp(prefix="model-"))
+        local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(folder)))
+        session = ort.InferenceSession(
+            str(local / "model.onnx"), providers=["CPUExecutionProvider"]
+        )
+
+        def predict(frame: pd.DataFrame) -> np.ndarray:
+            return np.asarray(session.run(["probabilities"], onnx_feeds(frame))[0])[:, 1]
+
+        return flavor, predict
+    model = mlflow.pyfunc.load_model(uri)
+    return flavor, lambda frame: np.asarray(model.predict(frame))
+
+
+def evaluate(ctx: Context, version: str | None = None) -> dict[str, float]:
+    settings = ctx.settings
+    configure(settings.mlflow_tracking_uri, settings.experiment_name)
+    report = (
+        json.loads(ctx.paths.train_report.read_text()) if ctx.paths.train_report.exists() else {}
+    )
+    version = version or report.get("version")
+    if not version:
+        raise FileNotFoundError(
+            f"{ctx.paths.train_report} not found and no --version given: train first"
+        )
+    client = MlflowClient()
+    run_id = client.get_model_version(settings.model_name, version).tags.get("run_id")
+    test = load_table(ctx.paths.test_split)
+    flavor, predict = load_registered(settings.model_name, version)
+    y = test[schema.TARGET].to_numpy()
+    proba = predict(test[list(schema.FEATURE_NAMES)])
+    threshold = float(ctx.params["evaluate"]["threshold"])
+    values = compute_metrics(y, proba, threshold)
+    tables = write_plots(ctx.paths.plots, y, proba, threshold)
+    ctx.paths.metrics.write_text(
+        json.dumps({k: round(v, 6) for k, v in values.items()}, indent=2) + "\n"
+    )
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({f"test_{k}": v for k, v in values.items()})
+        log_figures(tables, values)
+    for key, value in values.items():
+        client.set_model_version_tag(settings.model_name, version, f"metric.{key}", f"{value:.6f}")
+    log.info(
+        "version %s (%s) on %s test rows: %s",
+        version,
+        flavor,
+        f"{len(test):,}",
+        ", ".join(f"{k}={v:.4f}" for k, v in values.items()),
+    )
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--version", help="registered version (default: the one just trained)")
+
+
+def run(args: argparse.Namespace) -> int:
+    def body() -> int:
+        evaluate(Context.load(args.params), args.version)
+        return 0
+
+    return cli_errors(body)

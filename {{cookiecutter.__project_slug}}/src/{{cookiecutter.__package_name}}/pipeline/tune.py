@@ -1,0 +1,178 @@
+"""`tune`: an Optuna study in RDB storage (shared by any number of workers), every trial a
+nested MLflow run, the best parameters written to `params.yaml: train` for `dvc repro`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+import mlflow
+import optuna
+from optuna.trial import TrialState
+
+from .. import models
+from ..data.load import load_table
+from .common import Context, add_common_arguments, cli_errors
+from .params import update_section
+from .tracking import configure, provenance_tags
+from .train import fit_model
+
+log = logging.getLogger(__name__)
+
+
+def storage_url(url: str) -> str:
+    """SQLAlchemy URL for Optuna: plain `postgresql://` means psycopg 3 here."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def create_study(ctx: Context, study_name: str | None = None) -> optuna.Study:
+    p = ctx.params["tune"]
+    return optuna.create_study(
+        study_name=study_name
+        or str(p.get("study_name") or f"{ctx.settings.model_name}-{models.FRAMEWORK}"),
+        storage=storage_url(ctx.settings.optuna_storage),
+        direction="maximize",
+        load_if_exists=True,
+        # Seeded per process: parallel workers must not propose the same points.
+        sampler=optuna.samplers.TPESampler(seed=int(p.get("seed", 0)) + os.getpid()),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=int(p.get("pruner_startup_trials", 3)),
+            n_warmup_steps=int(p.get("pruner_warmup_steps", 5)),
+        ),
+    )
+
+
+def tune(
+    ctx: Context,
+    *,
+    n_trials: int | None = None,
+    study_name: str | None = None,
+    write_params: bool = True,
+) -> dict[str, Any]:
+    p = ctx.params["tune"]
+    budget = int(n_trials if n_trials is not None else p["n_trials"])
+    settings = ctx.settings
+    experiment_id = configure(settings.mlflow_tracking_uri, settings.experiment_name)
+    study = create_study(ctx, study_name)
+    frame = load_table(ctx.paths.train_split)
+    base = dict(ctx.params["train"])
+    tags = provenance_tags(
+        ctx.paths.root,
+        ctx.paths.raw,
+        seed=int(base.get("seed", 0)),
+        device=str(base.get("device", "cpu")),
+    )
+
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"tune-{study.study_name}"
+    ) as parent:
+        mlflow.set_tags(
+            {
+                **tags,
+                "optuna.study": study.study_name,
+                "optuna.storage": study._storage.__class__.__name__,
+            }
+        )
+
+        def objective(trial: optuna.Trial) -> float:
+            suggested = models.suggest_params(trial)
+            trial.set_user_attr("params", suggested)
+            with mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=f"trial-{trial.number}",
+                nested=True,
+                parent_run_id=parent.info.run_id,
+            ):
+                mlflow.set_tags(
+                    {"optuna.study": study.study_name, "optuna.trial": str(trial.number)}
+                )
+                mlflow.log_params(suggested)
+
+                def report(step: int, metrics: dict[str, float]) -> None:
+                    trial.report(-metrics["val_loss"], step)
+                    if trial.should_prune():
+                        mlflow.set_tag("optuna.state", "pruned")
+                        raise optuna.TrialPruned(f"pruned at step {step}")
+
+                _model, result, val_ap = fit_model({**base, **suggested}, frame, report)
+                mlflow.log_metrics(
+                    {"val_average_precision": val_ap, "iterations": result.iterations}
+                )
+                mlflow.set_tag("optuna.state", "complete")
+                return val_ap
+
+        def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            best = (
+                study.best_value
+                if any(t.state == TrialState.COMPLETE for t in study.trials)
+                else None
+            )
+            log.info(
+                "trial %d %s value=%s best=%s",
+                trial.number,
+                trial.state.name.lower(),
+                trial.value,
+                best,
+            )
+
+        study.optimize(
+            objective,
+            n_trials=budget,
+            callbacks=[
+                # The budget is the study's, shared by all workers.
+                optuna.study.MaxTrialsCallback(
+                    budget, states=(TrialState.COMPLETE, TrialState.PRUNED)
+                ),
+                progress,
+            ],
+        )
+        complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+        if not complete:
+            raise RuntimeError("no trial completed")
+        best = study.best_trial
+        best_params = dict(best.user_attrs["params"])
+        mlflow.log_params({f"best.{k}": v for k, v in best_params.items()})
+        mlflow.log_metric("best_val_average_precision", float(best.value or 0.0))
+    if write_params:
+        update_section(ctx.paths.root / "params.yaml", "train", best_params)
+        log.info(
+            "best trial %d (AP %.4f): params.yaml train <- %s", best.number, best.value, best_params
+        )
+    return {
+        "study": study.study_name,
+        "best_value": best.value,
+        "best_params": best_params,
+        "trials": len(study.trials),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--n-trials",
+        type=int,
+        help="trial budget of the study (default: params.yaml tune.n_trials)",
+    )
+    parser.add_argument(
+        "--study-name", help="default: params.yaml tune.study_name or <model>-<framework>"
+    )
+    parser.add_argument("--no-write", action="store_true", help="leave params.yaml unchanged")
+
+
+def run(args: argparse.Namespace) -> int:
+    def body() -> int:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        tune(
+            Context.load(args.params),
+            n_trials=args.n_trials,
+            study_name=args.study_name,
+            write_params=not args.no_write,
+        )
+        return 0
+
+    return cli_errors(body)
