@@ -113,6 +113,7 @@ CONDITIONAL_FILES: dict[str, Callable[[Answers], bool]] = {
     "src/{pkg}/serving/cache.py": lambda a: a["use_redis_cache"],
     "tests/serving/test_cache.py": lambda a: a["use_redis_cache"],
     "src/{pkg}/db/": lambda a: a["use_prediction_logging"],
+    "tests/db/": lambda a: a["use_prediction_logging"],
     "src/{pkg}/serving/prediction_log.py": lambda a: a["use_prediction_logging"],
     "tests/serving/test_prediction_log.py": lambda a: a["use_prediction_logging"],
     "alembic.ini": lambda a: a["use_prediction_logging"],
