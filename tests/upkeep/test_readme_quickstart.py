@@ -54,6 +54,11 @@ def test_readme_host_quickstart_runs_as_written(
     project = bake()
     blocks = quickstart_blocks(project.read("README.md"))
     assert len(blocks) == 3, "README lost its host quickstart markers"
+    # Another tier (a Compose stack publishes serving on 8000 too) may hold the port for a
+    # while; the README's server needs exactly this one.
+    deadline = time.monotonic() + float(os.environ.get("ML_COMPOSE_PORT_WAIT", "1200"))
+    while not port_free(PORT) and time.monotonic() < deadline:
+        time.sleep(5)
     assert port_free(PORT), f"port {PORT} is taken: the README's server cannot start"
 
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "REQUIRE_SERVICES")}
