@@ -99,20 +99,21 @@ def remove_paths(project: Path, relative_paths: Iterable[str]) -> None:
 
 
 def build_settings(answers: Mapping[str, Any]) -> dict[str, str]:
-    """Build args read by the Dockerfiles and Compose files (through `.env`)."""
+    """Build args of docker/Dockerfile, read by compose.yaml through `.env`.
+
+    The one place that decides images: CPU images (serve, mlflow, the CPU training image)
+    build from python:<version>-slim; the CUDA training image from NVIDIA's runtime image.
+    COMPUTE picks the base of the `training` service; COMPUTE=cpu in the environment builds a
+    CPU training image of a CUDA project (laptops). `training-gpu` always builds on CUDA.
+    """
     python = str(answers["python_version"])
-    cpu_image = f"python:{python}-slim"
     cuda = answers["compute"] == "cuda"
-    settings = {
+    return {
         "PYTHON_VERSION": python,
-        "CPU_BASE_IMAGE": cpu_image,
-        # The training image's base: switch to CPU_BASE_IMAGE's value (or set COMPUTE=cpu) to
-        # build a CPU training image of a CUDA project, e.g. on a laptop.
+        "CPU_BASE_IMAGE": f"python:{python}-slim",
+        "CUDA_BASE_IMAGE": CUDA_IMAGES[str(answers["cuda_version"])],
         "COMPUTE": "cuda" if cuda else "cpu",
-        "TRAIN_BASE_IMAGE": CUDA_IMAGES[answers["cuda_version"]] if cuda else cpu_image,
-        "GPU_BASE_IMAGE": CUDA_IMAGES[answers["cuda_version"]] if cuda else cpu_image,
     }
-    return settings
 
 
 def torch_source(answers: Mapping[str, Any]) -> str:

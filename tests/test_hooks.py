@@ -88,7 +88,8 @@ def test_remove_paths_handles_files_folders_and_absent_paths(tmp_path: Path) -> 
 )
 def test_base_images_follow_compute(overrides: dict[str, Any], train_image: str) -> None:
     settings = post.build_settings(answers(**overrides))
-    assert settings["TRAIN_BASE_IMAGE"] == train_image
+    base = "CUDA_BASE_IMAGE" if settings["COMPUTE"] == "cuda" else "CPU_BASE_IMAGE"
+    assert settings[base] == train_image  # the base of the `training` service's image
     assert settings["CPU_BASE_IMAGE"].startswith("python:")
     assert settings["COMPUTE"] == overrides.get("compute", "cpu")
 

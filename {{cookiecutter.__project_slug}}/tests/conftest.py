@@ -24,7 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SMALL = {
     "generate": {"rows": 4000},
     # Few iterations, whatever the framework (keys a framework does not use are ignored).
-    "train": {"max_iter": 40, "n_estimators": 40, "epochs": 4, "threads": 1},
+    "train": {"max_iter": 40, "n_estimators": 40, "epochs": 4, "batch_size": 128, "threads": 1},
     "promote": {"parity_rows": 1000},
     "tune": {"n_trials": 4, "pruner_startup_trials": 1, "pruner_warmup_steps": 1},
 }

@@ -13,7 +13,16 @@ from {{ cookiecutter.__package_name }}.data.generate import generate
 from {{ cookiecutter.__package_name }}.data.load import validate
 from {{ cookiecutter.__package_name }}.pipeline.onnx_export import check_parity, onnx_proba, onnx_session
 
-SMALL_PARAMS = {"seed": 0, "threads": 1, "max_iter": 40, "n_estimators": 40, "epochs": 4}
+SMALL_PARAMS = {
+    "seed": 0,
+    "threads": 1,
+    # a few iterations, whatever the framework (each reads only its own keys)
+    "max_iter": 40,
+    "n_estimators": 40,
+    "epochs": 4,
+    "batch_size": 128,
+    "learning_rate": 0.005 if models.FRAMEWORK == "pytorch" else 0.1,
+}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,14 @@ import pandas as pd
 import torch
 from sklearn.compose import ColumnTransformer
 
-from .base import FitResult, IterationCallback, TabularModel, features, make_preprocessor, onnx_initial_types
+from .base import (
+    FitResult,
+    IterationCallback,
+    TabularModel,
+    features,
+    make_preprocessor,
+    onnx_initial_types,
+)
 
 FRAMEWORK = "pytorch"
 log = logging.getLogger(__name__)
@@ -61,7 +68,7 @@ class Model(TabularModel):
     ) -> FitResult:
         p = self.params
         epochs = int(p.get("epochs", 20))
-        batch_size = int(p.get("batch_size", 512))
+        batch_size = int(p.get("batch_size", 256))
         torch.manual_seed(self.seed)
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -73,7 +80,9 @@ class Model(TabularModel):
         xv = torch.as_tensor(self.prep.transform(features(x_val)), dtype=torch.float32)
         yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
         yv = torch.as_tensor(np.asarray(y_val), dtype=torch.long)
-        net = Net(xt.shape[1], [int(h) for h in p.get("hidden", [64, 32])], float(p.get("dropout", 0.1)))
+        net = Net(
+            xt.shape[1], [int(h) for h in p.get("hidden", [64, 32])], float(p.get("dropout", 0.1))
+        )
         squashed = Net.squash(xt)
         net.mean.copy_(squashed.mean(dim=0))
         net.std.copy_(squashed.std(dim=0).clamp_min(1e-6))
@@ -81,7 +90,7 @@ class Model(TabularModel):
         xt, yt, xv, yv = xt.to(device), yt.to(device), xv.to(device), yv.to(device)
         optimizer = torch.optim.AdamW(
             net.parameters(),
-            lr=float(p.get("learning_rate", 1e-3)),
+            lr=float(p.get("learning_rate", 5e-3)),
             weight_decay=float(p.get("weight_decay", 1e-4)),
         )
         loss_fn = torch.nn.CrossEntropyLoss()

@@ -9,7 +9,14 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.pipeline import Pipeline
 
-from .base import FitResult, IterationCallback, TabularModel, features, make_preprocessor, onnx_initial_types
+from .base import (
+    FitResult,
+    IterationCallback,
+    TabularModel,
+    features,
+    make_preprocessor,
+    onnx_initial_types,
+)
 
 FRAMEWORK = "xgboost"
 
