@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from ..schema import CLASS_NAMES, FEATURE_NAMES
 from ..settings import Settings
@@ -28,6 +29,11 @@ from .features import ORT_DTYPES, FeedBuilder
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
+MLFLOW_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 
 
 class ModelLoadError(RuntimeError):
@@ -114,6 +120,10 @@ def load_registered_model(settings: Settings) -> LoadedModel:
 
     Blocking (network + disk): call it in a worker thread.
     """
+    # Fail fast: the retry loop of ModelManager retries with backoff (MLflow's own HTTP
+    # retries would hold one attempt for minutes). Explicit environment values win.
+    for variable, value in MLFLOW_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(variable, value)
     import mlflow
     from mlflow import MlflowClient
 
@@ -240,8 +250,8 @@ class ModelManager:
     async def _load_until_ready(self) -> None:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Exception),
-            wait=wait_exponential_jitter(
-                initial=self.settings.model_retry_initial_seconds,
+            wait=wait_random_exponential(
+                multiplier=self.settings.model_retry_initial_seconds,
                 max=self.settings.model_retry_max_seconds,
             ),
             before_sleep=self._record_failure,
