@@ -38,6 +38,9 @@ def test_github_workflow_passes_actionlint_and_zizmor(name: str, bake) -> None: 
     tool("shellcheck")
     project.run(tool("actionlint"), "-no-color", *files, env=tool_env())
     project.run(tool("zizmor"), "--offline", "--no-progress", "--min-severity", "low", *files)
+    project.run(
+        tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml"
+    )
 
     for workflow in workflows:
         text = workflow.read_text(encoding="utf-8")
