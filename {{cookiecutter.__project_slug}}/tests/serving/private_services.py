@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -67,6 +68,8 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                "--enable-debug-command",
+                "local",  # DEBUG SLEEP simulates a slow Redis
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -90,16 +93,17 @@ def _postgres_bin(name: str) -> str:
 class PostgresServer:
     """A throwaway cluster (trust auth on 127.0.0.1). As root it runs as user postgres."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self) -> None:
         self.initdb = _postgres_bin("initdb")
         self.pg_ctl = _postgres_bin("pg_ctl")
-        self.workdir = workdir
-        self.data = workdir / "pgdata"
+        # Not under pytest's tmp_path: user postgres must be able to reach it.
+        self.workdir = Path(tempfile.mkdtemp(prefix="test-postgres-"))
+        self.data = self.workdir / "pgdata"
         self.port = free_port()
         self.prefix: list[str] = []
         if os.geteuid() == 0:
             self.prefix = ["runuser", "-u", "postgres", "--"]
-            shutil.chown(workdir, "postgres")
+            shutil.chown(self.workdir, "postgres")
 
     @property
     def url(self) -> str:
@@ -127,3 +131,11 @@ class PostgresServer:
 
     def stop(self) -> None:
         self._run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        subprocess.run(
+            [*self.prefix, self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(self.workdir, ignore_errors=True)
