@@ -23,7 +23,9 @@ COPIED = ("pyproject.toml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gi
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done.stdout
 
 
@@ -48,19 +50,39 @@ def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"MLFLOW_TRACKING_URI", "OPTUNA_STORAGE", "MODEL_NAME", "PROJECT_ROOT", "DEVICE"}
+        if k
+        not in {"MLFLOW_TRACKING_URI", "OPTUNA_STORAGE", "MODEL_NAME", "PROJECT_ROOT", "DEVICE"}
     }
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env.update(
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
     _run(["git", "init", "-q", "-b", "main"], root, env)
     _run(["git", "add", "-A"], root, env)
     _run(["git", "commit", "-qm", "init"], root, env)
-    _run([str(BIN / "dvc"), "remote", "modify", "--local", "storage", "url", str(tmp_path / "remote")], root, env)
+    _run(
+        [
+            str(BIN / "dvc"),
+            "remote",
+            "modify",
+            "--local",
+            "storage",
+            "url",
+            str(tmp_path / "remote"),
+        ],
+        root,
+        env,
+    )
     return root, env
 
 
 @pytest.mark.slow
-def test_dvc_repro_push_clone_pull_and_exp_run(repo: tuple[Path, dict[str, str]], registered_model: Any, tmp_path: Path) -> None:
+def test_dvc_repro_push_clone_pull_and_exp_run(
+    repo: tuple[Path, dict[str, str]], registered_model: Any, tmp_path: Path
+) -> None:
     root, env = repo
     dvc = str(BIN / "dvc")
     _run([dvc, "repro"], root, env)
@@ -79,10 +101,16 @@ def test_dvc_repro_push_clone_pull_and_exp_run(repo: tuple[Path, dict[str, str]]
 
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
-    _run([dvc, "remote", "modify", "--local", "storage", "url", str(tmp_path / "remote")], clone, env)
+    _run(
+        [dvc, "remote", "modify", "--local", "storage", "url", str(tmp_path / "remote")], clone, env
+    )
     assert not (clone / "data" / "raw" / "transactions.csv").exists()
     _run([dvc, "pull"], clone, env)
-    for rel in ("data/raw/transactions.csv", "data/prepared/train.parquet", "data/prepared/test.parquet"):
+    for rel in (
+        "data/raw/transactions.csv",
+        "data/prepared/train.parquet",
+        "data/prepared/test.parquet",
+    ):
         assert _md5(clone / rel) == _md5(root / rel), rel
 
     _run([dvc, "exp", "run", "-S", "train.seed=7"], root, env)

@@ -84,10 +84,24 @@ def test_pipeline_tuning_and_promotion_on_mlflow_server_and_postgres(
         "PROJECT_ROOT": str(ctx.paths.root),
         "DEVICE": "cpu",
     }
-    command = [sys.executable, "-m", PACKAGE, "tune", "--params", str(ctx.paths.root / "params.yaml"),
-               "--n-trials", "4", "--study-name", study]
-    workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for _ in range(2)]
+    command = [
+        sys.executable,
+        "-m",
+        PACKAGE,
+        "tune",
+        "--params",
+        str(ctx.paths.root / "params.yaml"),
+        "--n-trials",
+        "4",
+        "--study-name",
+        study,
+    ]
+    workers = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [w.communicate(timeout=900)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], "\n".join(o[-3000:] for o in outputs)
     loaded = optuna.load_study(study_name=study, storage=optuna_database)
@@ -96,7 +110,9 @@ def test_pipeline_tuning_and_promotion_on_mlflow_server_and_postgres(
     experiment = client.get_experiment_by_name(names["experiment_name"])
     assert experiment is not None
     trial_runs = client.search_runs([experiment.experiment_id], f"tags.`optuna.study` = '{study}'")
-    parents = {r.data.tags.get("mlflow.parentRunId") for r in trial_runs if "optuna.trial" in r.data.tags}
+    parents = {
+        r.data.tags.get("mlflow.parentRunId") for r in trial_runs if "optuna.trial" in r.data.tags
+    }
     assert len(parents) == 2  # one parent run per worker, every trial nested under one
 
     # The tuned parameters are what `train` reads; the new version becomes challenger and the
@@ -108,7 +124,10 @@ def test_pipeline_tuning_and_promotion_on_mlflow_server_and_postgres(
     assert str(client.get_model_version_by_alias(name, "challenger").version) == second.version
     expected = second.version if record["decision"] == "promoted" else first.train.version
     assert str(client.get_model_version_by_alias(name, "champion").version) == expected
-    assert client.get_model_version(name, second.version).tags["promotion.decision"] == record["decision"]
+    assert (
+        client.get_model_version(name, second.version).tags["promotion.decision"]
+        == record["decision"]
+    )
     tuned.params["promote"]["min_improvement"] = -1.0
     promote(tuned, second.version)
     assert str(client.get_model_version_by_alias(name, "champion").version) == second.version

@@ -144,8 +144,8 @@ def train(ctx: Context, *, tracking: bool = True) -> TrainResult:
                 name="native",
                 python_model=NativeModel(),
                 artifacts={"model": str(artifact)},
+                # No input example here: MLflow would reload the model to validate it (seconds).
                 signature=infer_signature(example, model.predict_proba(example)),
-                input_example=example,
                 pip_requirements=pinned(
                     "mlflow",
                     "pandas",
