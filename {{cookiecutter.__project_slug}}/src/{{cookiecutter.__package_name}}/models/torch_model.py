@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class Net(torch.nn.Module):
+    mean: torch.Tensor  # buffers: the training data's statistics after `squash`
+    std: torch.Tensor
+
     def __init__(self, n_inputs: int, hidden: list[int], dropout: float) -> None:
         super().__init__()
         layers: list[torch.nn.Module] = []
