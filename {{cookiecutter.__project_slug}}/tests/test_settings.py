@@ -7,8 +7,15 @@ from {{ cookiecutter.__package_name }}.settings import Settings
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in ("MLFLOW_TRACKING_URI", "DATABASE_URL", "OPTUNA_STORAGE", "REDIS_URL",
-                 "ADMIN_TOKEN", "ADMIN_TOKEN_FILE", "MODEL_ALIAS"):
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "DATABASE_URL",
+        "OPTUNA_STORAGE",
+        "REDIS_URL",
+        "ADMIN_TOKEN",
+        "ADMIN_TOKEN_FILE",
+        "MODEL_ALIAS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
     monkeypatch.chdir(tmp_path)  # no .env here
