@@ -36,7 +36,7 @@ def test_dvc_remote_url_and_extra(bake: Any, remote: str) -> None:
     assert config["core"]["remote"] == "storage"
     url, extra = REMOTES[remote]
     slug = project.path.name
-    assert config['\'remote "storage"\'']["url"] == url.format(slug=slug)
+    assert config["'remote \"storage\"'"]["url"] == url.format(slug=slug)
     assert extra in project.read("pyproject.toml")
     assert project.has_file(".dvcignore") and project.has_file(".dvc/.gitignore")
 
