@@ -81,8 +81,8 @@ class Model(TabularModel):
         self.prep = make_preprocessor()
         xt = torch.as_tensor(self.prep.fit_transform(features(x)), dtype=torch.float32)
         xv = torch.as_tensor(self.prep.transform(features(x_val)), dtype=torch.float32)
-        yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
-        yv = torch.as_tensor(np.asarray(y_val), dtype=torch.long)
+        yt = torch.as_tensor(np.array(y), dtype=torch.long)
+        yv = torch.as_tensor(np.array(y_val), dtype=torch.long)
         net = Net(
             xt.shape[1], [int(h) for h in p.get("hidden", [64, 32])], float(p.get("dropout", 0.1))
         )
