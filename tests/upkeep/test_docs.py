@@ -15,7 +15,8 @@ import pytest
 from tests.combinations import SUPPORTED
 from tests.conftest import Baked
 
-pytestmark = pytest.mark.upkeep
+# One worker runs them all, so Mermaid is installed once per session.
+pytestmark = [pytest.mark.upkeep, pytest.mark.xdist_group("mermaid")]
 
 MERMAID_VERSION = "11"
 PARSE_JS = """
@@ -36,11 +37,12 @@ console.log(`${blocks.length} diagram(s) parsed`);
 
 
 @pytest.fixture(scope="session")
-def mermaid_parser(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mermaid_parser() -> Path:
     """Mermaid's own parser (npm `mermaid` under jsdom), installed once per session."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are needed to parse Mermaid diagrams")
-    cache = Path(os.environ.get("ML_COMPOSE_NPM_CACHE", tmp_path_factory.mktemp("mermaid")))
+    default = Path.home() / ".cache" / "ml-compose" / "mermaid"
+    cache = Path(os.environ.get("ML_COMPOSE_NPM_CACHE", default))
     cache.mkdir(parents=True, exist_ok=True)
     if not (cache / "node_modules" / "mermaid").exists():
         result = subprocess.run(
