@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -19,20 +20,27 @@ from .base import (
 )
 
 FRAMEWORK = "xgboost"
+log = logging.getLogger(__name__)
 
 
 class _Report(xgb.callback.TrainingCallback):
-    """Forwards the validation log-loss of every boosting round (Optuna prunes through it)."""
+    """Progress every `every` rounds, and the validation log-loss of every boosting round to
+    `on_iteration` (Optuna prunes through it)."""
 
-    def __init__(self, on_iteration: IterationCallback) -> None:
+    def __init__(self, on_iteration: IterationCallback | None, total: int, every: int = 50) -> None:
         self.on_iteration = on_iteration
+        self.total = total
+        self.every = every
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         metrics = {
             "train_loss": float(evals_log["validation_0"]["logloss"][-1]),
             "val_loss": float(evals_log["validation_1"]["logloss"][-1]),
         }
-        self.on_iteration(epoch + 1, metrics)
+        if (epoch + 1) % self.every == 0 or epoch + 1 == self.total:
+            log.info("round %d/%d val_loss=%.4f", epoch + 1, self.total, metrics["val_loss"])
+        if self.on_iteration is not None:
+            self.on_iteration(epoch + 1, metrics)
         return False
 
 
@@ -58,7 +66,7 @@ class Model(TabularModel):
             n_jobs=self.threads,
             random_state=self.seed,
             eval_metric="logloss",
-            callbacks=[_Report(on_iteration)] if on_iteration else None,
+            callbacks=[_Report(on_iteration, int(p.get("n_estimators", 200)))],
         )
 
     def fit(
@@ -77,11 +85,11 @@ class Model(TabularModel):
         # Predict (and export) on CPU whatever trained it: ONNX and the server are CPU-only.
         clf.set_params(device="cpu", callbacks=None)
         self.pipeline = Pipeline([("preprocess", prep), ("classifier", clf)])
-        log = clf.evals_result()
+        evals = clf.evals_result()
         history = [
             (i + 1, {"train_loss": float(t), "val_loss": float(v)})
             for i, (t, v) in enumerate(
-                zip(log["validation_0"]["logloss"], log["validation_1"]["logloss"], strict=True)
+                zip(evals["validation_0"]["logloss"], evals["validation_1"]["logloss"], strict=True)
             )
         ]
         return FitResult(history=history, device=self.device, iterations=len(history))
