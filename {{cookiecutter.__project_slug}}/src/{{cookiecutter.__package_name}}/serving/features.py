@@ -70,7 +70,7 @@ def build_request_models(
     unknown_category: str, max_batch_size: int
 ) -> tuple[type[BaseModel], type[BaseModel]]:
     """(Record, BatchRequest) for the given settings."""
-    fields = {f.name: _field(f, unknown_category) for f in FEATURES}
+    fields: dict[str, Any] = {f.name: _field(f, unknown_category) for f in FEATURES}
     record_model: type[BaseModel] = create_model(
         "Record",
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example_record()]}),
@@ -80,7 +80,7 @@ def build_request_models(
         "BatchRequest",
         __config__=ConfigDict(extra="forbid"),
         records=(
-            list[record_model],  # type: ignore[valid-type]
+            list[record_model],
             Field(min_length=1, max_length=max_batch_size, description="Records to score"),
         ),
     )

@@ -73,9 +73,9 @@ class LoadedModel:
 
 
 def _read_mlmodel(path: Path) -> dict[str, Any]:
-    import yaml
+    from mlflow.utils.yaml_utils import read_yaml
 
-    data = yaml.safe_load((path / "MLmodel").read_text(encoding="utf-8"))
+    data = read_yaml(str(path), "MLmodel")
     return data if isinstance(data, dict) else {}
 
 

@@ -15,7 +15,9 @@ from starlette.requests import Request
 from ..schema import CLASS_NAMES
 from .service import ModelNotReady, Services
 
-NOT_READY = {503: {"description": "No model loaded yet (the reason is in `detail`)"}}
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "No model loaded yet (the reason is in `detail`)"}
+}
 
 
 class Prediction(BaseModel):
