@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from typing import Any
 
 import mlflow
 import optuna
+import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from .. import models
@@ -30,7 +32,21 @@ def storage_url(url: str) -> str:
     return url
 
 
-def create_study(ctx: Context, study_name: str | None = None) -> optuna.Study:
+def create_study(ctx: Context, study_name: str | None = None, attempts: int = 5) -> optuna.Study:
+    """Create or join the study. Workers starting together on an empty database race to create
+    Optuna's tables (and the study row): the loser retries and then finds them."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _create_study(ctx, study_name)
+        except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError) as exc:
+            if attempt == attempts:
+                raise
+            log.info("study storage busy (%s), retrying", type(exc).__name__)
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _create_study(ctx: Context, study_name: str | None) -> optuna.Study:
     p = ctx.params["tune"]
     return optuna.create_study(
         study_name=study_name
