@@ -7,6 +7,7 @@ import json
 import logging
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -140,11 +141,12 @@ def train(ctx: Context, *, tracking: bool = True) -> TrainResult:
             joblib.dump(model, artifact)
             from .native import NativeModel
 
+            # No input example here: MLflow would reload the model to validate it (seconds).
+            warnings.filterwarnings("ignore", message=".*input example was not provided")
             native_info = mlflow.pyfunc.log_model(
                 name="native",
                 python_model=NativeModel(),
                 artifacts={"model": str(artifact)},
-                # No input example here: MLflow would reload the model to validate it (seconds).
                 signature=infer_signature(example, model.predict_proba(example)),
                 pip_requirements=pinned(
                     "mlflow",
