@@ -52,7 +52,7 @@ COMBOS: dict[str, dict[str, Any]] = {
     "pytorch-cpu": {"model_framework": "pytorch", "python_version": "3.11"},
 }
 # Published ports of the end-to-end stack: away from the defaults another tier may hold.
-SERVING_PORT, MLFLOW_PORT, NGINX_PORT = 18000, 15000, 18080
+SERVING_PORT, MLFLOW_PORT, NGINX_PORT, PROMETHEUS_PORT = 18000, 15000, 18080, 19090
 # Images without a stand-in (grafana: no Debian/PyPI/npm package): checked statically only.
 NO_STANDIN = re.compile(r"^grafana/grafana")
 SERVE_FORBIDDEN = ("dvc", "optuna", "pandas", "sklearn", "matplotlib", "torch", "xgboost")
@@ -81,11 +81,16 @@ def stacks(bake_session: Callable[..., Baked], kit: Path) -> dict[str, Stack]:
     for name, answers in COMBOS.items():
         baked = bake_session(**answers)
         extra: dict[str, str] = {}
-        if name == "default":
+        # Published ports away from the defaults another tier (or a user's stack) may hold.
+        offset = list(COMBOS).index(name)
+        extra = {
+            "SERVING_PORT": str(SERVING_PORT + offset),
+            "MLFLOW_PORT": str(MLFLOW_PORT + offset),
+            "PROMETHEUS_PORT": str(PROMETHEUS_PORT + offset),
+        }
+        if name == "default" and not baked.has_file("uv.lock"):
             # The locked path of the Dockerfile (`uv sync --frozen`); the others resolve.
-            if not baked.has_file("uv.lock"):
-                baked.run("uv", "lock", "--quiet", timeout=600)
-            extra = {"SERVING_PORT": str(SERVING_PORT), "MLFLOW_PORT": str(MLFLOW_PORT)}
+            baked.run("uv", "lock", "--quiet", timeout=600)
         if answers.get("compute") == "cuda":
             # The CUDA stand-in is Debian without Python and the Python download host is
             # unreachable here: use the distribution's python3 (PYTHON_SOURCE=apt).
@@ -141,7 +146,7 @@ def test_every_file_and_profile_combination_is_valid(stacks: dict[str, Stack], n
                     assert not [v for v in service.get("volumes", []) if v["type"] == "bind"]
             if "compose.override.yaml" in files:
                 published = services["serving"]["ports"][0]["published"]
-                assert published == stack.extra_env.get("SERVING_PORT", "8000")
+                assert published == stack.extra_env["SERVING_PORT"]
     config = json.loads(stack.compose("config", "--format", "json").stdout)
     assert config["networks"]["backend"].get("internal") is True
     for service in ("db", "redis"):
@@ -333,7 +338,9 @@ def example_record(stack: Stack) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def test_end_to_end(running: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+def test_end_to_end(
+    running: Stack, stacks: dict[str, Stack], capsys: pytest.CaptureFixture[str]
+) -> None:
     stack = running
     serving = f"http://127.0.0.1:{SERVING_PORT}"
     mlflow = f"http://127.0.0.1:{MLFLOW_PORT}"
@@ -388,6 +395,15 @@ def test_end_to_end(running: Stack, capsys: pytest.CaptureFixture[str]) -> None:
         return out.strip() == "1"
 
     wait_for(logged, 60, "the prediction-log row in Postgres")
+
+    # Every metric the Grafana dashboard (of a monitoring project) queries is exported.
+    status, exported = http("GET", f"{serving}/metrics")
+    assert status == 200
+    monitored = stacks["xgboost-cuda"].path
+    dashboard = (monitored / "monitoring/grafana/dashboards/serving.json").read_text("utf-8")
+    queried = set(re.findall(r"\b([a-z_]+(?:_total|_bucket|_version))\b", dashboard))
+    missing = {m for m in queried if f"\n{m}{{" not in exported and f"\n{m} " not in exported}
+    assert queried and not missing, missing
     keys = stack.compose("exec", "-T", "redis", "redis-cli", "--scan").stdout.split()
     assert [k for k in keys if model in k and f":{champion}:" in k], keys
 
@@ -459,6 +475,45 @@ def test_end_to_end(running: Stack, capsys: pytest.CaptureFixture[str]) -> None:
         f"tune worker {TIMINGS['e2e tune (2 trials)']:.0f} s; champion v{champion} served, "
         "logged and cached; prod variant (2 replicas behind nginx, file secrets) served it",
     )
+
+
+def test_prometheus_scrapes_every_serving_replica(built: Callable[[str], Stack]) -> None:
+    """Profile `monitoring` (Prometheus part; Grafana has no stand-in image)."""
+    stack = built("xgboost-cuda")
+    stack.down()
+    try:
+        # compose.yaml alone: the override publishes serving, which two replicas cannot share.
+        done = stack.compose(
+            "-f",
+            "compose.yaml",
+            "--profile",
+            "monitoring",
+            "up",
+            "-d",
+            "--wait",
+            "--wait-timeout",
+            "300",
+            "--scale",
+            "serving=2",
+            "serving",
+            "prometheus",
+            check=False,
+            timeout=600,
+        )
+        assert done.returncode == 0, f"{done.stderr[-3000:]}\n{stack.logs()}"
+        prometheus = f"http://127.0.0.1:{stack.extra_env['PROMETHEUS_PORT']}"
+
+        def scraped() -> list[dict[str, Any]] | None:
+            status, body = http("GET", f"{prometheus}/api/v1/targets")
+            if status != 200:
+                return None
+            targets = [t for t in body["data"]["activeTargets"] if t["labels"]["job"] == "serving"]
+            healthy = [t for t in targets if t["health"] == "up"]
+            return healthy if len(healthy) == 2 else None
+
+        wait_for(scraped, 180, "Prometheus scraping both serving replicas", interval=5)
+    finally:
+        stack.down()
 
 
 # --- layer cache ----------------------------------------------------------------------------
