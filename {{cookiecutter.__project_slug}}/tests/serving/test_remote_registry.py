@@ -1,0 +1,51 @@
+"""Loading through a real MLflow tracking server (Postgres backend, proxied artifacts), the way
+the Compose stack serves: the champion is copied there, then the server loads it over HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import require_env
+from .conftest import make_settings, running
+
+
+@pytest.mark.integration
+def test_loads_champion_from_tracking_server(
+    registered_model: Any, tmp_path: Path, record: dict[str, Any]
+) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    remote = require_env("TEST_MLFLOW_TRACKING_URI")
+    local_dir = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{registered_model.name}/{registered_model.version}",
+        dst_path=str(tmp_path / "model"),
+        tracking_uri=registered_model.tracking_uri,
+    )
+    name = f"serving-test-{uuid.uuid4().hex[:8]}"
+    client = MlflowClient(remote, remote)
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(remote)
+    try:
+        experiment = mlflow.set_experiment("serving-tests")
+        with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+            mlflow.log_artifacts(local_dir, artifact_path="model")
+        client.create_registered_model(name)
+        version = client.create_model_version(
+            name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+        )
+        client.set_registered_model_alias(name, "champion", version.version)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    try:
+        with running(make_settings(remote, name, tmp_path)) as client_app:
+            response = client_app.post("/predict", json=record)
+            assert response.status_code == 200, response.text
+            assert response.json()["model_version"] == str(version.version)
+            assert client_app.get("/model").json()["run_id"] == run.info.run_id
+    finally:
+        client.delete_registered_model(name)
