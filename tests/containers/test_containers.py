@@ -51,6 +51,16 @@ COMBOS: dict[str, dict[str, Any]] = {
     },
     "pytorch-cpu": {"model_framework": "pytorch", "python_version": "3.11"},
 }
+# Checked statically only: the optional services switched off.
+STATIC_ONLY: dict[str, dict[str, Any]] = {
+    "minimal": {
+        "python_version": "3.11",
+        "use_redis_cache": False,
+        "use_prediction_logging": False,
+        "dvc_remote": "s3",
+    },
+}
+ALL = COMBOS | STATIC_ONLY
 # Published ports of the end-to-end stack: away from the defaults another tier may hold.
 SERVING_PORT, MLFLOW_PORT, NGINX_PORT, PROMETHEUS_PORT = 18000, 15000, 18080, 19090
 # Images without a stand-in (grafana: no Debian/PyPI/npm package): checked statically only.
@@ -78,11 +88,11 @@ def kit() -> Path:
 def stacks(bake_session: Callable[..., Baked], kit: Path) -> dict[str, Stack]:
     """The baked projects, each with its stand-ins provided and its build environment."""
     result: dict[str, Stack] = {}
-    for name, answers in COMBOS.items():
+    for name, answers in ALL.items():
         baked = bake_session(**answers)
         extra: dict[str, str] = {}
         # Published ports away from the defaults another tier (or a user's stack) may hold.
-        offset = list(COMBOS).index(name)
+        offset = list(ALL).index(name)
         extra = {
             "SERVING_PORT": str(SERVING_PORT + offset),
             "MLFLOW_PORT": str(MLFLOW_PORT + offset),
@@ -113,18 +123,18 @@ def stacks(bake_session: Callable[..., Baked], kit: Path) -> dict[str, Stack]:
 
 
 # --- static ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", list(COMBOS))
+@pytest.mark.parametrize("name", list(ALL))
 def test_static_checks(stacks: dict[str, Stack], kit: Path, name: str) -> None:
     """hadolint, Engine 20.10 limits, compose config of base/+override/+prod, compose-spec."""
     stack = stacks[name]
     sh(str(kit / "check-static"), str(stack.path), env=stack.env, timeout=600)
 
 
-@pytest.mark.parametrize("name", list(COMBOS))
+@pytest.mark.parametrize("name", list(ALL))
 def test_every_file_and_profile_combination_is_valid(stacks: dict[str, Stack], name: str) -> None:
     stack = stacks[name]
     profiles = ["", "train", "gpu", "tune"]
-    if COMBOS[name].get("monitoring") == "prometheus-grafana":
+    if ALL[name].get("monitoring") == "prometheus-grafana":
         profiles.append("monitoring")
     for files in ([], ["compose.override.yaml"], ["compose.prod.yaml"]):
         for profile in profiles:
@@ -182,7 +192,7 @@ def test_required_variables_fail_with_a_message(stacks: dict[str, Stack]) -> Non
     assert "set POSTGRES_USER in .env" in done.stderr
 
 
-@pytest.mark.parametrize("name", list(COMBOS))
+@pytest.mark.parametrize("name", list(ALL))
 def test_hadolint_ignores_are_explained(stacks: dict[str, Stack], name: str) -> None:
     root = stacks[name].path
     lines = (root / "docker" / "Dockerfile").read_text(encoding="utf-8").splitlines()
