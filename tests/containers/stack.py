@@ -134,6 +134,22 @@ class Stack:
             timeout=300,
         )
 
+    def mounted_volumes(self) -> set[str]:
+        """Volumes (named and anonymous) mounted by this project's containers right now."""
+        ids = sh(
+            DOCKER, "ps", "-aq", "--filter", f"label=com.docker.compose.project=mlc-{self.name}"
+        ).stdout.split()
+        if not ids:
+            return set()
+        out = sh(
+            DOCKER,
+            "inspect",
+            "-f",
+            '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}',
+            *ids,
+        ).stdout
+        return set(out.split())
+
     def leftovers(self) -> dict[str, list[str]]:
         """Containers, volumes and networks still labelled with this Compose project."""
         label = f"label=com.docker.compose.project=mlc-{self.name}"

@@ -357,6 +357,7 @@ def test_end_to_end(
     assert http("GET", f"{serving}/health")[0] == 200
     assert http("GET", f"{serving}/ready")[0] == 503  # fresh volumes: no model yet
     assert http("GET", f"{mlflow}/health")[0] == 200
+    volumes = stack.mounted_volumes()
 
     start = time.monotonic()
     # `make train`: docker compose --profile train run --rm --build training
@@ -463,6 +464,7 @@ def test_end_to_end(
             timeout=600,
         )
         assert done.returncode == 0, f"{done.stderr[-3000:]}\n{stack.logs()}"
+        volumes |= stack.mounted_volumes()
         replicas = stack.compose(*prod, "ps", "-q", "serving").stdout.split()
         assert len(replicas) == 2, replicas
         proxy = f"http://127.0.0.1:{NGINX_PORT}"
@@ -479,6 +481,8 @@ def test_end_to_end(
 
     stack.down()
     assert stack.leftovers() == {"containers": [], "volumes": [], "networks": []}
+    existing = set(sh(DOCKER, "volume", "ls", "-q").stdout.split())
+    assert volumes and not volumes & existing, f"volumes left behind: {volumes & existing}"
     report(
         capsys,
         f"e2e: training profile {TIMINGS['e2e training run']:.0f} s, "
