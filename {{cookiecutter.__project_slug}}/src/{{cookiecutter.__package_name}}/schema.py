@@ -19,7 +19,9 @@ class Feature:
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("amount", "numeric", "Transaction amount in the card's currency", minimum=0),
+    Feature(
+        "amount", "numeric", "Transaction amount in the card's currency", minimum=0, maximum=1e6
+    ),
     Feature("hour", "numeric", "Hour of day of the transaction (0-23)", "int", 0, 23),
     Feature("day_of_week", "numeric", "Day of week, Monday = 0", "int", 0, 6),
     Feature(
@@ -56,10 +58,20 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature("customer_age", "numeric", "Card holder's age in years", "int", 18, 100),
     Feature("card_age_days", "numeric", "Days since the card was issued", "int", 0, 10_000),
-    Feature("distance_from_home_km", "numeric", "Distance from the holder's home", minimum=0),
-    Feature("txn_count_24h", "numeric", "Card transactions in the previous 24 h", "int", 0),
-    Feature("avg_amount_30d", "numeric", "Mean transaction amount over 30 days", minimum=0),
-    Feature("amount_to_avg_ratio", "numeric", "amount / avg_amount_30d", minimum=0),
+    # Bounded by half the Earth's circumference; every numeric feature has a finite upper bound
+    # so no request can push the model into overflow.
+    Feature(
+        "distance_from_home_km",
+        "numeric",
+        "Distance from the holder's home",
+        minimum=0,
+        maximum=20_100,
+    ),
+    Feature("txn_count_24h", "numeric", "Card transactions in the previous 24 h", "int", 0, 10_000),
+    Feature(
+        "avg_amount_30d", "numeric", "Mean transaction amount over 30 days", minimum=0, maximum=1e6
+    ),
+    Feature("amount_to_avg_ratio", "numeric", "amount / avg_amount_30d", minimum=0, maximum=1e6),
     Feature("foreign_transaction", "numeric", "1 when abroad, else 0", "int", 0, 1),
     Feature("failed_pin_attempts_24h", "numeric", "Failed PIN attempts in 24 h", "int", 0, 20),
 )

@@ -21,6 +21,9 @@ def test_loads_champion_from_tracking_server(
     from mlflow import MlflowClient
 
     remote = require_env("TEST_MLFLOW_TRACKING_URI")
+    # `models:/name/version` resolves through the registry URI, a process-wide setting that
+    # other tests (and the loader) move: pin it to the fixture's store for this download.
+    mlflow.set_registry_uri(registered_model.tracking_uri)
     local_dir = mlflow.artifacts.download_artifacts(
         artifact_uri=f"models:/{registered_model.name}/{registered_model.version}",
         dst_path=str(tmp_path / "model"),

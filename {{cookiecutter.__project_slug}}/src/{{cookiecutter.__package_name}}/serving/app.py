@@ -25,7 +25,7 @@ from .features import build_request_models
 from .metrics import LATENCY_BUCKETS, Metrics
 from .model import ModelManager
 from .routes import admin_router, operations_router, prediction_router
-from .service import Services
+from .service import Services, UnscorableInput
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,10 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail, "message": message}, status_code=422)
 
 
+async def unscorable_input(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc), "message": str(exc)}, status_code=422)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
@@ -131,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(UnscorableInput, unscorable_input)
     app.include_router(prediction_router(services, record_model, batch_model))
     app.include_router(operations_router(services))
     app.include_router(admin_router(services))

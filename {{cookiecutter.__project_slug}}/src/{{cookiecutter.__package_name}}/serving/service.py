@@ -14,11 +14,17 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Protocol
 
+import numpy as np
+
 from ..schema import CLASS_NAMES
 from ..settings import Settings
 from .features import cache_key
 from .metrics import Metrics
 from .model import LoadedModel, ModelManager
+
+
+class UnscorableInput(ValueError):
+    """The model gave a non-finite score: the input lies far outside what it was trained on."""
 
 
 class Cache(Protocol):
@@ -86,6 +92,14 @@ class Services:
         return model
 
     def _outputs(self, labels: Any, probabilities: Any) -> list[dict[str, Any]]:
+        # A NaN/inf score cannot be returned as JSON and must never be cached or logged.
+        finite = np.isfinite(probabilities).all(axis=1)
+        if not finite.all():
+            rows = ", ".join(str(i) for i in np.flatnonzero(~finite)[:10])
+            raise UnscorableInput(
+                f"the model gave a non-finite score for record(s) {rows}: "
+                "feature values are far outside the range it was trained on"
+            )
         outputs = []
         for label, row in zip(labels.tolist(), probabilities.tolist(), strict=True):
             outputs.append(
