@@ -23,7 +23,7 @@ from pathlib import Path
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-OUT = TEMPLATE / ".baked" / "demo"
+OUT = Path(os.environ.get("ML_COMPOSE_DEMO_DIR", TEMPLATE / ".baked" / "demo"))
 EXAMPLE = {
     "amount": 912.5,
     "hour": 3,
@@ -89,7 +89,10 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     step(f"serve on {url}")
     server = subprocess.Popen(
-        ["make", "serve", f"PORT={port}"], cwd=project, env=env, start_new_session=True
+        ["make", "serve", f"SERVE_ARGS=--host 127.0.0.1 --port {port}"],
+        cwd=project,
+        env=env,
+        start_new_session=True,
     )
     try:
         wait_ready(url, server)
@@ -104,7 +107,7 @@ def main() -> int:
         print(json.dumps(EXAMPLE, indent=2))
         print("->", json.dumps(answer, indent=2))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        os.killpg(server.pid, signal.SIGINT)  # Ctrl-C, as a user would stop `make serve`
         server.wait(timeout=30)
     print(f"\nThe project is in {project}; its README.md says what to do next.")
     return 0
