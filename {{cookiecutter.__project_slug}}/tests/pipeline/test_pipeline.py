@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
+from {{ cookiecutter.__package_name }} import schema
 from {{ cookiecutter.__package_name }}.pipeline.evaluate import evaluate
 from {{ cookiecutter.__package_name }}.pipeline.promote import promote
 from {{ cookiecutter.__package_name }}.pipeline.train import train
@@ -54,12 +55,19 @@ def test_registered_model_is_champion_with_onnx_flavor_and_provenance(
         "plots/roc.png",
         "plots/precision_recall.png",
         "plots/confusion_matrix.png",
+        "plots/feature_importance.png",
     } <= artifacts
     reports = registered_model.root / "reports"
     metrics = json.loads((reports / "metrics.json").read_text())
     assert set(metrics) >= {"roc_auc", "average_precision", "f1"}
-    for plot in ("roc.csv", "precision_recall.csv", "confusion.csv"):
+    for plot in ("roc.csv", "precision_recall.csv", "confusion.csv", "feature_importance.csv"):
         assert (reports / "plots" / plot).stat().st_size > 0
+    importance = (reports / "plots" / "feature_importance.csv").read_text().splitlines()
+    assert len(importance) == 1 + len(schema.FEATURES)
+    assert {line.split(",")[0] for line in importance[1:]} == set(schema.FEATURE_NAMES)
+    # Sorted, and shuffling the most important feature must cost the model precision.
+    scores = [float(line.split(",")[1]) for line in importance[1:]]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0, importance
 
 
 @pytest.mark.slow

@@ -70,6 +70,24 @@ def write_plots(
     return tables
 
 
+def permutation_importance(
+    predict: Any, frame: pd.DataFrame, y: np.ndarray, seed: int, repeats: int = 3
+) -> pd.DataFrame:
+    """Drop in average precision when one feature is shuffled: model-agnostic, so it works the
+    same for every framework and for the ONNX model as served."""
+    rng = np.random.default_rng(seed)
+    baseline = skm.average_precision_score(y, predict(frame))
+    rows = []
+    for name in schema.FEATURE_NAMES:
+        drops = []
+        for _ in range(repeats):
+            shuffled = frame.copy()
+            shuffled[name] = rng.permutation(shuffled[name].to_numpy())
+            drops.append(baseline - skm.average_precision_score(y, predict(shuffled)))
+        rows.append({"feature": name, "importance": float(np.mean(drops))})
+    return pd.DataFrame(rows).sort_values("importance", ascending=False, ignore_index=True)
+
+
 def log_figures(tables: dict[str, pd.DataFrame], values: dict[str, float]) -> None:
     import matplotlib
 
@@ -111,6 +129,14 @@ def log_figures(tables: dict[str, pd.DataFrame], values: dict[str, float]) -> No
         title="Confusion matrix",
     )
     mlflow.log_figure(fig, "plots/confusion_matrix.png")
+    plt.close(fig)
+
+    importance = tables["feature_importance"].iloc[::-1]
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.barh(importance["feature"], importance["importance"])
+    ax.set(xlabel="drop in average precision when shuffled", title="Permutation importance")
+    fig.tight_layout()
+    mlflow.log_figure(fig, "plots/feature_importance.png")
     plt.close(fig)
 
 
@@ -158,6 +184,19 @@ def evaluate(ctx: Context, version: str | None = None) -> dict[str, float]:
     threshold = float(ctx.params["evaluate"]["threshold"])
     values = compute_metrics(y, proba, threshold)
     tables = write_plots(ctx.paths.plots, y, proba, threshold)
+    sample = test.head(int(ctx.params["evaluate"].get("importance_rows", 5000)))
+    tables["feature_importance"] = permutation_importance(
+        predict,
+        sample[list(schema.FEATURE_NAMES)],
+        sample[schema.TARGET].to_numpy(),
+        seed=int(ctx.params["train"].get("seed", 0)),
+    )
+    tables["feature_importance"].to_csv(
+        ctx.paths.plots / "feature_importance.csv",
+        index=False,
+        float_format="%.6f",
+        lineterminator="\n",
+    )
     ctx.paths.metrics.write_text(
         json.dumps({k: round(v, 6) for k, v in values.items()}, indent=2) + "\n"
     )
