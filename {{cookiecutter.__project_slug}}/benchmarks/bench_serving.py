@@ -16,19 +16,23 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from {{ cookiecutter.__package_name }}.schema import FEATURES
 from {{ cookiecutter.__package_name }}.serving.features import example_record
+from {{ cookiecutter.__package_name }}.serving.server import THREAD_VARIABLES
 from {{ cookiecutter.__package_name }}.settings import get_settings
 
 PACKAGE = "{{ cookiecutter.__package_name }}"
@@ -42,21 +46,45 @@ def free_port() -> int:
         return port
 
 
-# --- load generator: keep-alive HTTP/1.1 over asyncio streams -----------------------------------
+# --- load generator: wrk when installed, else keep-alive HTTP/1.1 over asyncio streams ---------
+WRK = shutil.which("wrk")
+WRK_SCRIPT = """
+wrk.method = "{method}"
+wrk.headers["Content-Type"] = "application/json"
+local file = io.open("{body}", "rb")
+wrk.body = file:read("*a")
+file:close()
+"""
+UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
 @dataclass
 class Result:
     requests: int
     errors: int
     seconds: float
-    latencies_ms: list[float]
+    p50_ms: float
+    p99_ms: float
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
 
-    def pct(self, q: float) -> float:
-        values = sorted(self.latencies_ms)
-        return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+    @classmethod
+    def merge(cls, parts: list[Result]) -> Result:
+        """Several slices of one measurement: counts add up, percentiles are averaged."""
+        return cls(
+            sum(p.requests for p in parts),
+            sum(p.errors for p in parts),
+            sum(p.seconds for p in parts),
+            statistics.fmean(p.p50_ms for p in parts),
+            statistics.fmean(p.p99_ms for p in parts),
+        )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 async def _worker(port: int, request: bytes, stop_at: float, out: list[float]) -> int:
@@ -81,10 +109,12 @@ async def _worker(port: int, request: bytes, stop_at: float, out: list[float]) -
     return errors
 
 
-def load(port: int, path: str, body: bytes, concurrency: int, seconds: float) -> Result:
+def _load_asyncio(
+    port: int, method: str, path: str, body: bytes, concurrency: int, seconds: float, warmup: bool
+) -> Result:
     request = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
 
     async def run(duration: float) -> Result:
@@ -93,10 +123,71 @@ def load(port: int, path: str, body: bytes, concurrency: int, seconds: float) ->
         errors = await asyncio.gather(
             *(_worker(port, request, started + duration, latencies) for _ in range(concurrency))
         )
-        return Result(len(latencies), sum(errors), time.perf_counter() - started, latencies)
+        return Result(
+            len(latencies),
+            sum(errors),
+            time.perf_counter() - started,
+            _percentile(latencies, 0.5),
+            _percentile(latencies, 0.99),
+        )
 
-    asyncio.run(run(min(1.0, seconds / 4)))  # warm-up
+    if warmup:
+        asyncio.run(run(min(1.0, seconds / 4)))
     return asyncio.run(run(seconds))
+
+
+def _wrk_ms(text: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match[1]) * UNITS_MS[match[2]]
+
+
+def _load_wrk(
+    port: int, method: str, path: str, body: bytes, concurrency: int, seconds: float, warmup: bool
+) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        body_file, script = Path(tmp) / "body.json", Path(tmp) / "request.lua"
+        body_file.write_bytes(body)
+        script.write_text(WRK_SCRIPT.format(method=method, body=body_file))
+
+        def run(duration: int) -> str:
+            command = [WRK or "wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--latency"]
+            command += ["-s", str(script), f"http://127.0.0.1:{port}{path}"]
+            return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+        if warmup:
+            run(1)
+        out = run(max(1, round(seconds)))
+    total = re.search(r"(\d+) requests in ([0-9.]+)(ms|s|m)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    if not (total and p50 and p99):
+        raise RuntimeError(f"cannot read wrk's output:\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return Result(
+        int(total[1]),
+        (int(errors[1]) if errors else 0)
+        + (sum(int(n) for n in socket_errors.groups()) if socket_errors else 0),
+        _wrk_ms(total[2] + total[3]) / 1000,
+        _wrk_ms(p50[1]),
+        _wrk_ms(p99[1]),
+    )
+
+
+def load(
+    port: int,
+    path: str,
+    body: bytes,
+    concurrency: int,
+    seconds: float,
+    method: str = "POST",
+    warmup: bool = True,
+) -> Result:
+    """Keep-alive load from `concurrency` connections for `seconds` (after a warm-up)."""
+    loader = _load_wrk if WRK else _load_asyncio
+    return loader(port, method, path, body, concurrency, seconds, warmup)
 
 
 # --- servers -----------------------------------------------------------------------------------
@@ -181,9 +272,12 @@ def mlflow_serve(model_uri: str) -> Server:
         "-w",
         "1",
     ]
-    # it execs `uvicorn` from PATH: the one of this environment
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return Server("mlflow models serve", command, port, "/ping", {"PATH": path})
+    # It execs `uvicorn` from PATH: the one of this environment. It gets the thread limits our
+    # server sets for itself: with the libraries' defaults a tree model's OpenMP pool
+    # oversubscribes the cores and mlflow's numbers collapse (an unfair baseline).
+    env = {name: "1" for name in THREAD_VARIABLES}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return Server("mlflow models serve", command, port, "/ping", env)
 
 
 # --- payloads ----------------------------------------------------------------------------------
@@ -226,21 +320,28 @@ def model_call_us(repeat: int) -> dict[str, float]:
         import mlflow
         import pandas as pd
         from mlflow import MlflowClient
+        from threadpoolctl import threadpool_limits
 
         version = MlflowClient(settings.mlflow_tracking_uri).get_model_version_by_alias(
             settings.model_name, settings.model_alias
         )
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         native = mlflow.pyfunc.load_model(f"runs:/{version.run_id}/native")
+        bare = native.unwrap_python_model().model  # the framework model (predict_proba)
         numeric = {f.name: "float32" for f in FEATURES if f.kind == "numeric"}
         frame = pd.DataFrame([example_record()]).astype(numeric)
-        for _ in range(20):
-            native.predict(frame)
-        n = max(50, repeat // 20)
-        started = time.perf_counter()
-        for _ in range(n):  # a request's work: build the frame, predict
-            native.predict(pd.DataFrame([example_record()]).astype(numeric))
-        costs["native_pyfunc_1"] = (time.perf_counter() - started) / n * 1e6
+        n = max(50, repeat // 10)
+        with threadpool_limits(1):  # as in a server worker (SERVE_THREADS_PER_WORKER=1)
+            for _ in range(20):
+                bare.predict_proba(frame)
+            started = time.perf_counter()
+            for _ in range(n):
+                bare.predict_proba(frame)
+            costs["native_1"] = (time.perf_counter() - started) / n * 1e6
+            started = time.perf_counter()
+            for _ in range(n):  # a request's work in a pyfunc server: build the frame, predict
+                native.predict(pd.DataFrame([example_record()]).astype(numeric))
+            costs["native_pyfunc_1"] = (time.perf_counter() - started) / n * 1e6
     except Exception as exc:  # the native flavor is optional for this number
         print(f"  (native model call not measured: {type(exc).__name__}: {exc})")
     return costs
@@ -255,6 +356,45 @@ def migrate(url: str) -> None:
     )
 
 
+@dataclass
+class Report:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, server: str, case: str, c: int, result: Result, n: int = 1) -> None:
+        self.rows.append(
+            {
+                "server": server,
+                "case": case,
+                "concurrency": c,
+                "req_s": result.rps,
+                "rows_s": result.rps * n,
+                "p50_ms": result.p50_ms,
+                "p99_ms": result.p99_ms,
+                "errors": result.errors,
+            }
+        )
+        print(
+            f"  {server:<26} {case:<20} c={c:<3} {result.rps:>8,.0f} req/s "
+            f"{result.rps * n:>9,.0f} rows/s  p50 {result.p50_ms:6.2f} ms  "
+            f"p99 {result.p99_ms:7.2f} ms  errors {result.errors}"
+        )
+
+    def find(self, server: str, case: str, c: int) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in self.rows
+                if r["server"] == server and r["case"] == case and r["concurrency"] == c
+            ),
+            None,
+        )
+
+
+OURS = "ours"
+MLFLOW_NATIVE = "mlflow serve (native)"
+MLFLOW_ONNX = "mlflow serve (our ONNX)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
@@ -265,78 +405,46 @@ def main() -> int:
     record = example_record()
     single = json.dumps(record).encode()
     batch64 = json.dumps({"records": [record] * 64}).encode()
-    rows: list[dict[str, Any]] = []
+    report = Report()
 
-    def measure(server: Server, label: str, path: str, body: bytes, c: int, n: int = 1) -> None:
-        status, text = server.post(path, body)
-        if status != 200:
-            raise RuntimeError(f"{server.name} {path}: {status} {text[:300]!r}")
-        result = load(server.port, path, body, c, args.duration)
-        rows.append(
-            {
-                "server": server.name,
-                "case": label,
-                "concurrency": c,
-                "req_s": result.rps,
-                "rows_s": result.rps * n,
-                "p50_ms": result.pct(0.5),
-                "p99_ms": result.pct(0.99),
-                "errors": result.errors,
-            }
-        )
-        print(
-            f"  {server.name:<22} {label:<22} c={c:<3} {result.rps:>9,.0f} req/s "
-            f"{result.rps * n:>10,.0f} rows/s  p50 {result.pct(0.5):6.2f} ms  "
-            f"p99 {result.pct(0.99):7.2f} ms  errors {result.errors}"
-        )
+    def measure(server: Server, case: str, path: str, body: bytes, c: int, n: int = 1) -> None:
+        if body:
+            status, text = server.post(path, body)
+            if status != 200:
+                raise RuntimeError(f"{server.name} {path}: {status} {text[:300]!r}")
+        method = "POST" if body else "GET"
+        report.add(server.name, case, c, load(server.port, path, body, c, args.duration, method), n)
 
-    def alternate(a: Server, b: Server, body: bytes, c: int) -> None:
-        results: dict[str, list[Result]] = {"off": [], "on": []}
-        for server in (a, b):
-            server.post("/predict", body)
+    def alternate(off: Server, on: Server, c: int) -> None:
+        """Both servers run at once and take turns under load (1 s slices), so a change in the
+        machine's background load hits both alike."""
+        parts: dict[str, list[Result]] = {"off": [], "on": []}
+        for server in (off, on):
+            server.post("/predict", single)
+            load(server.port, "/predict", single, c, 1.0)  # warm-up
         for _ in range(max(2, int(args.duration))):
-            results["off"].append(load(a.port, "/predict", body, c, 1.0))
-            results["on"].append(load(b.port, "/predict", body, c, 1.0))
-        for key, parts in results.items():
-            merged = Result(
-                sum(p.requests for p in parts),
-                sum(p.errors for p in parts),
-                sum(p.seconds for p in parts),
-                [x for p in parts for x in p.latencies_ms],
-            )
-            label = f"single, logging {key}"
-            rows.append(
-                {
-                    "server": "ours",
-                    "case": label,
-                    "concurrency": c,
-                    "req_s": merged.rps,
-                    "rows_s": merged.rps,
-                    "p50_ms": merged.pct(0.5),
-                    "p99_ms": merged.pct(0.99),
-                    "errors": merged.errors,
-                }
-            )
-            print(
-                f"  {'ours':<22} {label:<22} c={c:<3} {merged.rps:>9,.0f} req/s "
-                f"{merged.rps:>10,.0f} rows/s  p50 {merged.pct(0.5):6.2f} ms  "
-                f"p99 {merged.pct(0.99):7.2f} ms  errors {merged.errors}"
-            )
+            parts["off"].append(load(off.port, "/predict", single, c, 1.0, warmup=False))
+            parts["on"].append(load(on.port, "/predict", single, c, 1.0, warmup=False))
+        for key, results in parts.items():
+            report.add(OURS, f"single, logging {key}", c, Result.merge(results))
 
+    client = f"wrk ({WRK})" if WRK else "asyncio keep-alive (install wrk for less client overhead)"
     print(
         f"model: models:/{settings.model_name}@{settings.model_alias} "
-        f"({settings.mlflow_tracking_uri}); {os.cpu_count()} CPUs; client: asyncio keep-alive"
+        f"({settings.mlflow_tracking_uri}); {os.cpu_count()} CPUs; client: {client}"
     )
-    print("in-process model call:")
+    print("in-process model call (one thread):")
     costs = model_call_us(2000)
     for key, value in costs.items():
         print(f"  {key:<18} {value:9.1f} us  (ceiling {1e6 / value:>9,.0f} calls/s per core)")
 
+    print("servers, one worker each:")
     base_env = {"PREDICTION_LOGGING": "false", "REDIS_URL": ""}
     cold: dict[str, float] = {}
     server = ours(base_env)
-    cold["ours"] = server.cold_start
+    cold[OURS] = server.cold_start
     try:
+        measure(server, "no-op (GET /health)", "/health", b"", 16)
         measure(server, "single", "/predict", single, 1)
         measure(server, "single", "/predict", single, 16)
         measure(server, "batch 64", "/predict/batch", batch64, 4, 64)
@@ -350,12 +458,10 @@ def main() -> int:
         except (subprocess.CalledProcessError, FileNotFoundError):
             print("  (prediction log not measured: no migrations in this project)")
         else:
-            # Both servers run at once and take turns under load (1 s slices), so a change in
-            # the machine's background load hits both alike.
             plain = ours(base_env)
             logged = ours({**base_env, "PREDICTION_LOGGING": "true", "DATABASE_URL": url})
             try:
-                alternate(plain, logged, single, 16)
+                alternate(plain, logged, 16)
             finally:
                 plain.stop()
                 logged.stop()
@@ -377,13 +483,11 @@ def main() -> int:
             settings.model_name, settings.model_alias
         )
         targets = {
-            # the registered version (ONNX flavor, tensor inputs) ...
-            "mlflow models serve": (
-                f"models:/{settings.model_name}@{settings.model_alias}",
-                tensor_payload,
-            ),
-            # ... and the native model logged in the same run (what mlflow serves without ONNX)
-            "mlflow serve, native": (f"runs:/{version.run_id}/native", frame_payload),
+            # the framework model logged in the same run: what `mlflow models serve` serves
+            # when a model is registered the usual way (no ONNX export)
+            MLFLOW_NATIVE: (f"runs:/{version.run_id}/native", frame_payload),
+            # the registered version itself (ONNX flavor, tensor inputs)
+            MLFLOW_ONNX: (f"models:/{settings.model_name}/{version.version}", tensor_payload),
         }
         for name, (uri, payload) in targets.items():
             try:
@@ -402,16 +506,22 @@ def main() -> int:
                 server.stop()
 
     print("cold start (process start to ready):")
-    for name, seconds in cold.items():
-        print(f"  {name:<22} {seconds:6.2f} s")
-    summary = _ratios(rows, costs, cold)
-    for key, value in summary.items():
-        print(f"  {key:<40} {value}")
+    for name, start_s in cold.items():
+        print(f"  {name:<26} {start_s:6.2f} s")
+    summary = _ratios(report, costs, cold)
+    print("ratios (target in brackets; [-]: information):")
+    for key, ratio in summary.items():
+        print(f"  {key:<52} {ratio}")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(
             json.dumps(
-                {"rows": rows, "model_call_us": costs, "cold_start_s": cold, "summary": summary},
+                {
+                    "rows": report.rows,
+                    "model_call_us": costs,
+                    "cold_start_s": cold,
+                    "summary": summary,
+                },
                 indent=2,
             )
             + "\n"
@@ -419,39 +529,36 @@ def main() -> int:
     return 0
 
 
-def _ratios(
-    rows: list[dict[str, Any]], costs: dict[str, float], cold: dict[str, float]
-) -> dict[str, str]:
-    def find(server: str, case: str, c: int) -> dict[str, Any] | None:
-        return next(
-            (
-                r
-                for r in rows
-                if r["server"] == server and r["case"] == case and r["concurrency"] == c
-            ),
-            None,
-        )
-
+def _ratios(report: Report, costs: dict[str, float], cold: dict[str, float]) -> dict[str, str]:
     out: dict[str, str] = {}
-    ours16 = find("ours", "single", 16)
-    b_ours = find("ours", "batch 64", 4)
-    for name in ("mlflow models serve", "mlflow serve, native"):
-        theirs16, b_theirs = find(name, "single", 16), find(name, "batch 64", 4)
+    ours16, ours_batch = report.find(OURS, "single", 16), report.find(OURS, "batch 64", 4)
+    for name in (MLFLOW_NATIVE, MLFLOW_ONNX):
+        theirs16, their_batch = report.find(name, "single", 16), report.find(name, "batch 64", 4)
         if ours16 and theirs16:
-            out[f"req/s c=16, ours / {name}"] = f"{ours16['req_s'] / theirs16['req_s']:.1f}x"
-            out[f"p99 c=16, ours / {name}"] = f"{ours16['p99_ms'] / theirs16['p99_ms']:.3f}"
-        if b_ours and b_theirs:
-            out[f"rows/s batch 64, ours / {name}"] = f"{b_ours['rows_s'] / b_theirs['rows_s']:.1f}x"
+            rps = ours16["req_s"] / theirs16["req_s"]
+            out[f"req/s single c=16, ours / {name}"] = f"{rps:.1f}x [>= 8x]"
+            p99 = ours16["p99_ms"] / theirs16["p99_ms"]
+            out[f"p99 single c=16, ours / {name}"] = f"{p99:.3f} [<= 0.2]"
+        if ours_batch and their_batch:
+            rows = ours_batch["rows_s"] / their_batch["rows_s"]
+            out[f"rows/s batch 64, ours / {name}"] = f"{rows:.1f}x [>= 3x]"
         if name in cold:
-            out[f"cold start, ours / {name}"] = f"{cold['ours'] / cold[name]:.2f}"
-    off, on = find("ours", "single, logging off", 16), find("ours", "single, logging on", 16)
+            out[f"cold start, ours / {name}"] = f"{cold[OURS] / cold[name]:.2f} [< 1]"
+    off = report.find(OURS, "single, logging off", 16)
+    on = report.find(OURS, "single, logging on", 16)
     if off and on:
-        out["throughput cost of prediction logging"] = f"{1 - on['req_s'] / off['req_s']:.1%}"
-    if ours16 and "native_pyfunc_1" in costs:
-        ceiling = 1e6 / costs["native_pyfunc_1"]
-        out["c=16 vs native model-call ceiling"] = f"{ours16['req_s'] / ceiling:.0%}"
+        cost = 1 - on["req_s"] / off["req_s"]
+        out["throughput cost of prediction logging"] = f"{cost:.1%} [<= 10%]"
     if ours16:
-        out["c=16 vs ONNX model-call ceiling"] = f"{ours16['req_s'] / (1e6 / costs['onnx_1']):.0%}"
+        if "native_1" in costs:
+            share = ours16["req_s"] / (1e6 / costs["native_1"])
+            out["single c=16 / native model-call ceiling"] = f"{share:.0%} [>= 75%]"
+        share = ours16["req_s"] / (1e6 / costs["onnx_1"])
+        out["single c=16 / ONNX model-call ceiling"] = f"{share:.0%} [-]"
+        noop = report.find(OURS, "no-op (GET /health)", 16)
+        if noop:
+            share = ours16["req_s"] / noop["req_s"]
+            out["single c=16 / no-op route of our server"] = f"{share:.0%} [-]"
     return out
 
 

@@ -47,6 +47,25 @@ class Store:
             mlflow.set_tracking_uri(previous)
         return str(created.version)
 
+    def add_native_version(self) -> str:
+        """Register the champion run's native model (no ONNX flavor) as a new version: what
+        `train` registers when the ONNX export fails its parity check."""
+        import mlflow
+        from mlflow import MlflowClient
+
+        client = MlflowClient(self.tracking_uri, self.tracking_uri)
+        champion = client.get_model_version_by_alias(self.name, "champion")
+        previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        try:
+            created = mlflow.register_model(
+                f"runs:/{champion.run_id}/native", self.name, tags={"flavor": "native"}
+            )
+        finally:
+            mlflow.set_tracking_uri(previous)
+        return str(created.version)
+
     def set_champion(self, version: str) -> None:
         from mlflow import MlflowClient
 

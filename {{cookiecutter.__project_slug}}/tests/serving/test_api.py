@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from {{ cookiecutter.__package_name }}.schema import CLASS_NAMES, FEATURE_NAMES, FEATURES
 from {{ cookiecutter.__package_name }}.settings import Settings
 
-from .conftest import AUTH, running
+from .conftest import AUTH, Store, make_settings, running, wait_until
 
 CATEGORICAL = next(f for f in FEATURES if f.kind == "categorical")
 NUMERIC = next(f for f in FEATURES if f.kind == "numeric" and f.dtype == "float")
@@ -57,6 +57,46 @@ def test_model_info(client: TestClient, registered_model: Any) -> None:
     assert info["alias"] == "champion"
     assert info["run_id"] and info["loaded_at"] and info["flavor"] == "onnx"
     assert {i["name"] for i in info["signature"]["inputs"]} == set(FEATURE_NAMES)
+
+
+def test_native_version_is_served_when_it_has_no_onnx_flavor(
+    client: TestClient, store: Store, record: dict[str, Any], tmp_path: Any
+) -> None:
+    """The fallback of a failed ONNX export: the native pyfunc, same answers, slower."""
+    onnx_answer = client.post("/predict", json=record).json()
+    version = store.add_native_version()
+    store.set_champion(version)
+    settings = make_settings(store.tracking_uri, store.name, tmp_path, unknown_category="unknown")
+    with running(settings) as native:
+        assert native.get("/model").json()["flavor"] == "native"
+        body = native.post("/predict", json=record).json()
+        assert body["model_version"] == version
+        assert body["label"] == onnx_answer["label"]
+        assert body["probabilities"] == pytest.approx(onnx_answer["probabilities"], abs=1e-4)
+        unknown = {**record, CATEGORICAL.name: "never-seen"}
+        batch = native.post("/predict/batch", json={"records": [record, unknown]})
+        assert batch.status_code == 200
+        assert batch.json()["predictions"][0]["label"] == onnx_answer["label"]
+
+
+def test_native_version_without_its_framework_is_not_ready_with_the_reason(
+    store: Store, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The serve image has no training framework: a native-only version cannot load there."""
+    import mlflow.pyfunc
+
+    def no_framework(*_args: Any, **_kwargs: Any) -> None:
+        raise ModuleNotFoundError("No module named 'pandas'")
+
+    store.set_champion(store.add_native_version())
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", no_framework)
+    settings = make_settings(store.tracking_uri, store.name, tmp_path)
+    with running(settings, ready=False) as client:
+        wait_until(lambda: client.get("/ready").status_code == 503, 30, "a failed load")
+        wait_until(lambda: "native" in client.get("/ready").json()["reason"], 30, "the reason")
+        reason = client.get("/ready").json()["reason"]
+        assert "ONNX export failed" in reason and "No module named 'pandas'" in reason
+        assert client.get("/health").status_code == 200
 
 
 def test_openapi_documents_every_feature(client: TestClient) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -16,11 +17,21 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _orjson_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Engine with short timeouts, so a database that is down fails fast instead of hanging."""
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
-    options: dict[str, Any] = {"pool_pre_ping": True, **kwargs}
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        # the JSON columns (input, output) of every logged prediction: orjson encodes them in
+        # about a tenth of the stdlib's time
+        "json_serializer": _orjson_text,
+        **kwargs,
+    }
     if backend == "postgresql":
         options.setdefault("connect_args", {"connect_timeout": 3})
     elif backend == "sqlite":

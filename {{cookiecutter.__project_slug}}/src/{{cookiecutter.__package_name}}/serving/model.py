@@ -2,7 +2,10 @@
 
 The alias is resolved to a version first, then exactly that version is downloaded, so the
 version the server reports is the one it runs. The ONNX flavor runs in onnxruntime; MLflow is
-used only to resolve and download (mlflow-skinny, no pandas).
+used only to resolve and download (mlflow-skinny, no pandas). A version registered without
+ONNX (the export failed its parity check) runs through its MLflow pyfunc where the training
+framework is installed (`make serve` on the host); the serve image leaves the framework out,
+and says so in /ready.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
-from ..schema import CLASS_NAMES, FEATURE_NAMES
+from ..schema import CLASS_NAMES, FEATURE_NAMES, FEATURES
 from ..settings import Settings
 from .features import ORT_DTYPES, FeedBuilder
 from .metrics import Metrics
@@ -36,9 +40,52 @@ MLFLOW_CLIENT_DEFAULTS = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
+# The inputs of a native (pyfunc) model as an ONNX graph would declare them: for normalization.
+SCHEMA_INPUT_TYPES = {
+    f.name: "tensor(string)" if f.kind == "categorical" else "tensor(float)" for f in FEATURES
+}
+
+NUMERIC_DTYPES = {f.name: "float32" for f in FEATURES if f.kind != "categorical"}
+
 
 class ModelLoadError(RuntimeError):
     """The registered model cannot be served (reason in the message)."""
+
+
+# normalized records -> (label indices [N], probabilities [N, n_classes])
+Predictor = Callable[[list[dict[str, Any]]], tuple[np.ndarray, np.ndarray]]
+
+
+class OnnxPredictor:
+    def __init__(self, session: ort.InferenceSession, feeds: FeedBuilder) -> None:
+        self.session, self.feeds = session, feeds
+
+    def __call__(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        labels, probabilities = self.session.run(
+            ["label", "probabilities"], self.feeds.feeds(records)
+        )
+        return np.asarray(labels), np.asarray(probabilities)
+
+
+class NativePredictor:
+    """The framework model through its MLflow pyfunc (pandas in, the positive class's
+    probability out); about a hundred times slower per row than its ONNX export."""
+
+    def __init__(self, pyfunc: Any) -> None:
+        self.pyfunc = pyfunc
+
+    def __call__(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        import pandas as pd
+
+        # float32 numerics, as in the ONNX graph and the logged signature
+        frame = pd.DataFrame.from_records(records, columns=list(FEATURE_NAMES)).astype(
+            NUMERIC_DTYPES
+        )
+        scores = np.asarray(self.pyfunc.predict(frame), dtype=np.float64)
+        if scores.ndim == 1 and len(CLASS_NAMES) == 2:
+            scores = np.column_stack([1.0 - scores, scores])
+        scores = scores.reshape(len(records), len(CLASS_NAMES))
+        return scores.argmax(axis=1), scores
 
 
 @dataclass
@@ -50,15 +97,12 @@ class LoadedModel:
     flavor: str
     loaded_at: datetime
     signature: dict[str, Any]
-    session: ort.InferenceSession
+    predictor: Predictor
     feeds: FeedBuilder
 
     def predict(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """(label indices [N], probabilities [N, n_classes]) for normalized records."""
-        labels, probabilities = self.session.run(
-            ["label", "probabilities"], self.feeds.feeds(records)
-        )
-        return np.asarray(labels), np.asarray(probabilities)
+        return self.predictor(records)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -117,7 +161,8 @@ def check_interface(session: ort.InferenceSession) -> dict[str, str]:
 
 
 def load_registered_model(settings: Settings) -> LoadedModel:
-    """Resolve `models:/<name>@<alias>`, download that version, open an ONNX session.
+    """Resolve `models:/<name>@<alias>`, download that version, open an ONNX session (or load
+    the native pyfunc of a version registered without ONNX).
 
     Blocking (network + disk): call it in a worker thread.
     """
@@ -151,28 +196,53 @@ def load_registered_model(settings: Settings) -> LoadedModel:
                 f"cannot download models:/{name}/{version.version}: {exc}"
             ) from exc
         mlmodel = _read_mlmodel(local)
-        onnx_flavor = (mlmodel.get("flavors") or {}).get("onnx")
-        if not onnx_flavor:
-            raise ModelLoadError(
-                f"models:/{name}/{version.version} has no ONNX flavor (flavors: "
-                f"{sorted(mlmodel.get('flavors') or {})}); the server runs ONNX only. Register "
-                "a version whose ONNX export passed the parity check."
+        flavors = mlmodel.get("flavors") or {}
+        onnx_flavor = flavors.get("onnx")
+        if onnx_flavor:
+            session = session_from_file(
+                local / onnx_flavor.get("data", "model.onnx"), settings.serve_threads_per_worker
             )
-        session = session_from_file(
-            local / onnx_flavor.get("data", "model.onnx"), settings.serve_threads_per_worker
-        )
-    input_types = check_interface(session)
+            input_types = check_interface(session)
+            feeds = FeedBuilder(input_types, settings.unknown_category)
+            predictor: Predictor = OnnxPredictor(session, feeds)
+            flavor = "onnx"
+        elif "python_function" in flavors:
+            predictor = _native_predictor(local, f"models:/{name}/{version.version}")
+            feeds = FeedBuilder(SCHEMA_INPUT_TYPES, settings.unknown_category)
+            flavor = "native"
+        else:
+            raise ModelLoadError(
+                f"models:/{name}/{version.version} has neither an ONNX nor a pyfunc flavor "
+                f"(flavors: {sorted(flavors)})"
+            )
     return LoadedModel(
         name=name,
         version=str(version.version),
         alias=alias,
         run_id=version.run_id,
-        flavor="onnx",
+        flavor=flavor,
         loaded_at=datetime.now(UTC),
         signature=_signature(mlmodel),
-        session=session,
-        feeds=FeedBuilder(input_types, settings.unknown_category),
+        predictor=predictor,
+        feeds=feeds,
     )
+
+
+def _native_predictor(local: Path, uri: str) -> NativePredictor:
+    """The registered version has no ONNX flavor: its export failed the parity check."""
+    try:
+        import mlflow.pyfunc
+
+        pyfunc = mlflow.pyfunc.load_model(str(local))
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"{uri} is the native model (its ONNX export failed at training; see the version's "
+            f"tags) and this environment cannot run it ({exc}). The serve image carries no "
+            "training framework: fix the export and register again, or serve from an "
+            "environment with the train dependencies."
+        ) from exc
+    log.warning("%s has no ONNX flavor: serving the native model (much slower)", uri)
+    return NativePredictor(pyfunc)
 
 
 @dataclass

@@ -4,6 +4,11 @@ If the database is down, records wait in a bounded buffer and are written when i
 On shutdown the buffer is flushed. When the buffer overflows the oldest records are dropped,
 counted (`prediction_log_dropped_total`) and logged. The schema comes from Alembic
 (`make migrate`); a missing table is reported like any other write error, and retried.
+
+The inserts run in a child process (`WriterProcess`): JSON encoding and the database driver
+then use another core instead of the server's GIL. Written from a thread of the server, the
+same log cost 16% of its single-row throughput; handing a batch to the child costs the
+pickling of the batch (benchmarks/bench_serving.py measures both servers side by side).
 """
 
 from __future__ import annotations
@@ -11,23 +16,132 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections import deque
+from multiprocessing.connection import Connection
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 
-from ..db import PredictionRecord, make_engine
+from ..db import PredictionRecord, make_engine, normalize_url
 from ..settings import Settings
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 5.0
+WRITE_TIMEOUT_SECONDS = 60.0
+
+
+class PredictionLogWriteError(RuntimeError):
+    """The writer process could not insert a batch (its reason in the message)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _writer_main(fd: int) -> None:
+    """Child process: insert each batch received, answer (ok, error). Exits when the server
+    sends None or goes away (EOF), never on a signal: Ctrl-C reaches the whole process group,
+    and the server still needs this process to flush its buffer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn = Connection(fd)
+    try:
+        url = conn.recv()
+    except EOFError:
+        return
+    engine = make_engine(url)
+    try:
+        while True:
+            try:
+                rows = conn.recv()
+            except EOFError:
+                return
+            if rows is None:
+                return
+            try:
+                with engine.begin() as connection:
+                    connection.execute(insert(PredictionRecord), rows)
+            except Exception as exc:
+                conn.send((False, _first_line(exc)))
+            else:
+                conn.send((True, None))
+    finally:
+        engine.dispose()
+
+
+class WriterProcess:
+    """The server's handle on the writer child (`python -m <this module>`), (re)started on
+    demand: a child that died costs one failed, retried batch.
+
+    A plain subprocess over a socketpair rather than `multiprocessing`: its spawn start method
+    re-imports the caller's main script, which breaks servers started from a script without a
+    `__main__` guard. The database URL goes over the socket, never on the command line.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+
+    def start(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            return
+        self._discard()
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+            conn = Connection(ours.detach())
+        conn.send(self.url)
+        self._process, self._conn = process, conn
+
+    def write(self, rows: list[dict[str, Any]], timeout: float = WRITE_TIMEOUT_SECONDS) -> None:
+        """Blocking (call it in a thread); raises when the batch was not written."""
+        self.start()
+        assert self._conn is not None
+        try:
+            self._conn.send(rows)
+            if not self._conn.poll(timeout):
+                raise TimeoutError(f"no answer from the writer process in {timeout:.1f}s")
+            ok, error = self._conn.recv()
+        except (OSError, EOFError, TimeoutError):
+            self._discard()  # dead or stuck: the next write starts a new one
+            raise
+        if not ok:
+            raise PredictionLogWriteError(error)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send(None)
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout)
+        self._discard()
+
+    def _discard(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(5)
+        if self._conn is not None:
+            self._conn.close()
+        self._process, self._conn = None, None
 
 
 class PredictionLogger:
-    def __init__(self, engine: Engine, settings: Settings, metrics: Metrics) -> None:
-        self.engine = engine
+    def __init__(self, writer: WriterProcess, settings: Settings, metrics: Metrics) -> None:
+        self.writer = writer
         self.capacity = settings.prediction_log_buffer_size
         self.batch_size = settings.prediction_log_batch_size
         self.interval = settings.prediction_log_flush_seconds
@@ -40,12 +154,15 @@ class PredictionLogger:
         self._stopping = False
         self._last_drop_log = 0.0
         self._dropped_since_log = 0
+        # read when /metrics is scraped: nothing to update per request
+        metrics.log_queue_depth.set_function(lambda: len(self.buffer))
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> PredictionLogger | None:
         if not settings.prediction_logging:
             return None
-        return cls(make_engine(settings.database_url), settings, metrics)
+        make_url(normalize_url(settings.database_url))  # a malformed URL fails at startup
+        return cls(WriterProcess(settings.database_url), settings, metrics)
 
     # --- request path (event loop, never blocks) -----------------------------------------------
     def record(self, rows: list[dict[str, Any]]) -> None:
@@ -53,7 +170,6 @@ class PredictionLogger:
         if overflow > 0:
             self._drop(overflow)
         self.buffer.extend(rows)
-        self.metrics.log_queue_depth.set(len(self.buffer))
         if len(self.buffer) >= self.batch_size:
             self._wake.set()
 
@@ -75,30 +191,25 @@ class PredictionLogger:
 
     # --- writer ---------------------------------------------------------------------------------
     def start(self) -> None:
+        self.writer.start()
         self._task = asyncio.create_task(self._run(), name="prediction-log-writer")
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(insert(PredictionRecord), rows)
-
-    async def _flush_once(self) -> bool:
+    async def _flush_once(self, timeout: float = WRITE_TIMEOUT_SECONDS) -> bool:
         """Write one batch; False when the write failed (the batch stays buffered)."""
         batch = [self.buffer.popleft() for _ in range(min(self.batch_size, len(self.buffer)))]
         try:
-            await asyncio.to_thread(self._write, batch)
+            await asyncio.to_thread(self.writer.write, batch, timeout)
         except Exception as exc:
             self.buffer.extendleft(reversed(batch))
             overflow = len(self.buffer) - self.capacity
             if overflow > 0:
                 self._drop(overflow)
             self.metrics.log_write_errors.inc()
-            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            error = str(exc) if isinstance(exc, PredictionLogWriteError) else _first_line(exc)
             if self.last_error is None:
                 log.warning("prediction log write failed, buffering: %s", error)
             self.last_error = error
             return False
-        finally:
-            self.metrics.log_queue_depth.set(len(self.buffer))
         self.metrics.log_written.inc(len(batch))
         if self.last_error is not None:
             log.info("prediction log writes recovered")
@@ -125,17 +236,20 @@ class PredictionLogger:
             await self._task
         deadline = time.monotonic() + self.shutdown_timeout
         while self.buffer and time.monotonic() < deadline:
-            if not await self._flush_once():
+            if not await self._flush_once(max(0.1, deadline - time.monotonic())):
                 await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         if self.buffer:
             lost = len(self.buffer)
             self.buffer.clear()
             self.metrics.log_dropped.inc(lost)
             log.error("shutdown: %d prediction records not written (%s)", lost, self.last_error)
-        self.metrics.log_queue_depth.set(0)
-        self.engine.dispose()
+        await asyncio.to_thread(self.writer.stop)
 
     def check(self) -> str:
         if self.last_error is None:
             return "ok"
         return f"degraded: {len(self.buffer)} records buffered; {self.last_error}"
+
+
+if __name__ == "__main__":
+    _writer_main(int(sys.argv[1]))

@@ -5,6 +5,7 @@ import time
 import uuid
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -45,8 +46,11 @@ def _request_id(request: Request) -> str:
 
 
 def _json(body: dict[str, Any], model_version: str, request_id: str) -> Response:
-    return JSONResponse(
-        body, headers={"x-model-version": model_version, "x-request-id": request_id}
+    # orjson: the body holds only str/float/bool/None (scores are checked finite upstream)
+    return Response(
+        orjson.dumps(body),
+        media_type="application/json",
+        headers={"x-model-version": model_version, "x-request-id": request_id},
     )
 
 
