@@ -15,7 +15,7 @@ from tests.conftest import TEMPLATE
 pytestmark = pytest.mark.slow
 
 
-def test_demo_bakes_trains_serves_and_predicts(tmp_path: Path) -> None:
+def test_demo_bakes_trains_serves_predicts_and_benchmarks(tmp_path: Path) -> None:
     env = {**os.environ, "ML_COMPOSE_DEMO_DIR": str(tmp_path / "demo")}
     env.pop("ML_COMPOSE_SKIP_LOCK", None)  # the demo is a real first run, lock included
     result = subprocess.run(
@@ -33,3 +33,43 @@ def test_demo_bakes_trains_serves_and_predicts(tmp_path: Path) -> None:
     assert answer["model_version"] == "1"
     assert abs(sum(answer["probabilities"].values()) - 1) < 1e-4
     assert (tmp_path / "demo" / "fraud-detector" / "uv.lock").exists()
+    check_bench(tmp_path / "demo" / "fraud-detector", tmp_path / "bench.json")
+
+
+def check_bench(project: Path, report: Path) -> None:
+    """`make bench` of the demo project: every case measured, no failed request. Speed is not
+    asserted (a benchmark's numbers are read, not tested); both load generators run."""
+    for client, extra in (("wrk", ""), ("asyncio", " --skip-mlflow")):
+        args = f"--duration 1 --client {client} --output {report}{extra}"
+        result = subprocess.run(
+            ["make", "bench", f"BENCH_ARGS={args}"],
+            cwd=project,
+            env=os.environ,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        data = json.loads(report.read_text())
+        cases = {(r["server"], r["case"], r["concurrency"]): r for r in data["rows"]}
+        expected = {
+            ("ours", "no-op (GET /health)", 16),
+            ("ours", "single", 1),
+            ("ours", "single", 16),
+            ("ours", "batch 64", 4),
+            ("ours", "single, logging off", 16),
+            ("ours", "single, logging on", 16),
+        }
+        if os.environ.get("REDIS_URL") or os.environ.get("TEST_REDIS_URL"):
+            expected.add(("ours", "single, cache hit", 16))
+        if client == "wrk":
+            expected |= {
+                (server, case, c)
+                for server in ("mlflow serve (native)", "mlflow serve (our ONNX)")
+                for case, c in (("single", 1), ("single", 16), ("batch 64", 4))
+            }
+        assert set(cases) == expected, f"{client}: {sorted(cases)}"
+        assert all(r["errors"] == 0 and r["req_s"] > 0 for r in cases.values()), cases
+        assert data["model_call_us"]["onnx_1"] > 0 and data["model_call_us"]["native_1"] > 0
+        assert "throughput cost of prediction logging" in data["summary"]

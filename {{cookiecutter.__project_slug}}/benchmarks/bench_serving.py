@@ -1,13 +1,17 @@
-"""Benchmark the model server against `mlflow models serve` on the same registered model.
+"""Benchmark the model server against `mlflow models serve` for the same trained model.
 
     make bench            # or: uv run python benchmarks/bench_serving.py --duration 10
 
 Needs a registered model (`make pipeline`) and the default environment (`uv sync`: mlflow and
-pandas for `mlflow models serve`). Both servers run one worker on this machine and are loaded
-by the same client in the same run: `wrk` when installed, else a keep-alive asyncio client.
-Prints req/s and p50/p99 for single rows at concurrency 1 and 16, 64-row batches, the Redis
-cache-hit path (when REDIS_URL is set), prediction logging on, cold start (process start to
-ready), and the in-process cost of one model call (the ceiling no server can beat).
+pandas for `mlflow models serve`). Every server runs one worker on this machine, with one
+OpenMP/BLAS thread, and is loaded by the same client in the same run: `wrk` when installed,
+else a keep-alive asyncio client. Two baselines: `mlflow models serve` on the native model
+logged by the same run (how MLflow serves a model registered the usual way) and on the
+registered ONNX version itself. Prints req/s and p50/p99 for single rows at concurrency 1 and
+16, 64-row batches, a no-op route (the HTTP stack's own ceiling), the Redis cache-hit path
+(when REDIS_URL or TEST_REDIS_URL is set), prediction logging off and on (taking turns), cold
+start (process start to ready), the in-process cost of one model call (the ceiling no server
+can beat), and the ratios against the targets of the serving design.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def free_port() -> int:
 
 # --- load generator: wrk when installed, else keep-alive HTTP/1.1 over asyncio streams ---------
 WRK = shutil.which("wrk")
+CLIENT = "wrk" if WRK else "asyncio"  # --client overrides
 WRK_SCRIPT = """
 wrk.method = "{method}"
 wrk.headers["Content-Type"] = "application/json"
@@ -186,7 +191,7 @@ def load(
     warmup: bool = True,
 ) -> Result:
     """Keep-alive load from `concurrency` connections for `seconds` (after a warm-up)."""
-    loader = _load_wrk if WRK else _load_asyncio
+    loader = _load_wrk if CLIENT == "wrk" else _load_asyncio
     return loader(port, method, path, body, concurrency, seconds, warmup)
 
 
@@ -400,7 +405,15 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--output", type=Path, help="write the numbers as JSON here")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument(
+        "--client", choices=["auto", "wrk", "asyncio"], default="auto", help="load generator"
+    )
     args = parser.parse_args()
+    global CLIENT
+    if args.client != "auto":
+        if args.client == "wrk" and not WRK:
+            parser.error("wrk is not installed (apt-get install wrk, brew install wrk)")
+        CLIENT = args.client
     settings = get_settings()
     record = example_record()
     single = json.dumps(record).encode()
@@ -428,7 +441,7 @@ def main() -> int:
         for key, results in parts.items():
             report.add(OURS, f"single, logging {key}", c, Result.merge(results))
 
-    client = f"wrk ({WRK})" if WRK else "asyncio keep-alive (install wrk for less client overhead)"
+    client = f"wrk ({WRK})" if CLIENT == "wrk" else "asyncio keep-alive (wrk has less overhead)"
     print(
         f"model: models:/{settings.model_name}@{settings.model_alias} "
         f"({settings.mlflow_tracking_uri}); {os.cpu_count()} CPUs; client: {client}"
