@@ -572,6 +572,10 @@ def _ratios(report: Report, costs: dict[str, float], cold: dict[str, float]) -> 
         if noop:
             share = ours16["req_s"] / noop["req_s"]
             out["single c=16 / no-op route of our server"] = f"{share:.0%} [-]"
+            theirs = report.find(MLFLOW_ONNX, "single", 16)
+            if theirs:  # what no FastAPI app on this stack could beat
+                ceiling = noop["req_s"] / theirs["req_s"]
+                out[f"no-op route of our server / {MLFLOW_ONNX}"] = f"{ceiling:.1f}x [-]"
     return out
 
 
