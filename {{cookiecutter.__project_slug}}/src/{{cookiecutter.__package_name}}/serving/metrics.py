@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from ..schema import CLASS_NAMES
 
 # Request latency buckets (seconds): the server answers in about a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -15,6 +19,9 @@ class Metrics:
         self.predictions = Counter(
             "predictions", "Predictions served, by predicted class", ["label"], registry=r
         )
+        # one child per class, created once: every class shows from the start (a 0, not a gap)
+        # and the request path skips the label lookup
+        self._predicted = {name: self.predictions.labels(label=name) for name in CLASS_NAMES}
         self.cache = Counter(
             "prediction_cache_requests",
             "Cache lookups: hit, miss, error (Redis failed or slow), bypass (skipped after error)",
@@ -50,3 +57,7 @@ class Metrics:
         self.model_version.labels(name=name, alias=alias).set(
             float(version) if version.isdigit() else 0
         )
+
+    def count_predictions(self, labels: Iterable[str]) -> None:
+        for label in labels:
+            self._predicted[label].inc()

@@ -118,8 +118,7 @@ class Services:
         outputs: list[dict[str, Any]],
         started: float,
     ) -> None:
-        for output in outputs:
-            self.metrics.predictions.labels(label=output["label"]).inc()
+        self.metrics.count_predictions(output["label"] for output in outputs)
         if self.prediction_log is None:
             return
         latency_ms = (time.perf_counter() - started) * 1000
