@@ -58,6 +58,27 @@ def test_records_are_written_with_model_and_request(
     ]
 
 
+def test_a_killed_writer_process_is_replaced_and_loses_nothing(
+    settings_for: Callable[..., Settings], tmp_path: Path, record: dict[str, Any]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    upgrade(url)
+    with running(settings_for(prediction_logging=True, database_url=url)) as client:
+        writer = client.app.state.services.prediction_log.writer  # type: ignore[attr-defined]
+        for _ in range(5):
+            assert client.post("/predict", json=record).status_code == 200
+        wait_until(lambda: metric(client, "prediction_log_written_total") == 5, 30, "5 written")
+        first = writer._process
+        first.kill()  # the fault: the child dies (OOM killer, a crash)
+        first.wait(10)
+        for _ in range(5):
+            assert client.post("/predict", json=record).status_code == 200
+        wait_until(lambda: metric(client, "prediction_log_written_total") == 10, 30, "10 written")
+        assert writer._process is not None and writer._process.pid != first.pid
+        assert metric(client, "prediction_log_dropped_total") == 0
+    assert count_records(url) == 10
+
+
 def test_overflow_is_counted_not_silent(
     settings_for: Callable[..., Settings],
     tmp_path: Path,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -101,6 +102,8 @@ class WriterProcess:
                 [sys.executable, "-m", __name__, str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
+                # the child imports this package from wherever the server found it
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             )
             conn = Connection(ours.detach())
         conn.send(self.url)
@@ -191,7 +194,10 @@ class PredictionLogger:
 
     # --- writer ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self.writer.start()
+        try:
+            self.writer.start()
+        except OSError as exc:  # the first write tries again; the server starts regardless
+            log.warning("prediction log writer not started yet: %s", _first_line(exc))
         self._task = asyncio.create_task(self._run(), name="prediction-log-writer")
 
     async def _flush_once(self, timeout: float = WRITE_TIMEOUT_SECONDS) -> bool:
