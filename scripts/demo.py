@@ -78,8 +78,9 @@ def main() -> int:
     env = {**os.environ, "UV_PYTHON": os.environ.get("UV_PYTHON", sys.executable)}
     env.pop("VIRTUAL_ENV", None)
     step("bake the default project")
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir(parents=True)
+    # only the project this script bakes: OUT may be a folder the user already uses
+    shutil.rmtree(OUT / "fraud-detector", ignore_errors=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(OUT)))
     step("install (uv sync)")
     run(["make", "install"], project, env)

@@ -150,11 +150,12 @@ def load_registered(name: str, version: str) -> tuple[str, Any]:
 
         from ..models import onnx_feeds
 
-        folder = Path(tempfile.mkdtemp(prefix="model-"))
-        local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(folder)))
-        session = ort.InferenceSession(
-            str(local / "model.onnx"), providers=["CPUExecutionProvider"]
-        )
+        # the session holds the model in memory: the download is removed right away
+        with tempfile.TemporaryDirectory(prefix="model-") as folder:
+            local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=folder))
+            session = ort.InferenceSession(
+                str(local / "model.onnx"), providers=["CPUExecutionProvider"]
+            )
 
         def predict(frame: pd.DataFrame) -> np.ndarray:
             return np.asarray(session.run(["probabilities"], onnx_feeds(frame))[0])[:, 1]
