@@ -80,7 +80,7 @@ BUILD_BLOCK_MARKER = "# --- build settings chosen at generation (hooks/post_gen_
 
 
 def paths_to_remove(answers: Mapping[str, Any]) -> list[str]:
-    pkg = answers["__package_name"]
+    pkg = answers["package_name"]
     return [
         path.format(pkg=pkg)
         for (key, value), paths in REMOVE_WHEN.items()
@@ -225,7 +225,7 @@ def init_git(project: Path) -> bool:
 
 
 def next_steps(answers: Mapping[str, Any], git_done: bool) -> str:
-    slug = answers["__project_slug"]
+    slug = answers["project_slug"]
     steps = [
         f"cd {slug}",
         "make install        # uv sync: train + serve + dev groups",

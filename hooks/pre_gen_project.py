@@ -82,31 +82,30 @@ def _check_identity(a: Mapping[str, Any]) -> list[str]:
     name = str(a.get("project_name", ""))
     if not name.strip():
         errors.append("project_name is empty: give a human-readable name such as 'Fraud Detector'.")
-    slug = str(a.get("__project_slug", ""))
-    if name.strip() and not SLUG_RE.match(slug):
+    slug = str(a.get("project_slug", ""))
+    if (name.strip() or slug) and not SLUG_RE.match(slug):
         errors.append(
-            f"project_slug {slug!r} (derived from project_name) is not a valid slug: use "
-            "lowercase ASCII letters, digits and single dashes, starting with a letter "
-            "(e.g. 'fraud-detector')."
+            f"project_slug {slug!r} is not a valid slug: use lowercase ASCII letters, digits "
+            "and single dashes, starting with a letter (e.g. project_slug=fraud-detector)."
         )
-    pkg = str(a.get("__package_name", ""))
-    if name.strip():
+    pkg = str(a.get("package_name", ""))
+    if name.strip() or pkg:
         if not pkg.isidentifier() or not pkg.isascii():
             errors.append(
                 f"package_name {pkg!r} is not a Python identifier: use lowercase letters, digits "
-                "and underscores, starting with a letter (e.g. 'fraud_detector')."
+                "and underscores, starting with a letter (e.g. package_name=fraud_detector)."
             )
         elif keyword.iskeyword(pkg) or keyword.issoftkeyword(pkg):
-            errors.append(f"package_name {pkg!r} is a Python keyword: pick another project_name.")
+            errors.append(f"package_name {pkg!r} is a Python keyword: set another package_name.")
         elif pkg in sys.stdlib_module_names:
             errors.append(
                 f"package_name {pkg!r} shadows the standard-library module '{pkg}': "
-                "pick another project_name."
+                f"set another package_name (e.g. package_name=my_{pkg})."
             )
         elif pkg in DEPENDENCY_IMPORTS:
             errors.append(
                 f"package_name {pkg!r} shadows a dependency or tool of the generated project "
-                f"('import {pkg}' would import your package): pick another project_name."
+                f"('import {pkg}' would import your package): set another package_name."
             )
     if not str(a.get("author_name", "")).strip():
         errors.append("author_name is empty: give a person or team name.")

@@ -33,7 +33,7 @@ class Baked:
 
     @property
     def package(self) -> str:
-        return str(self.context["__package_name"])
+        return str(self.context["package_name"])
 
     def has_file(self, relative: str) -> bool:
         return (self.path / relative).exists()

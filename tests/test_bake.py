@@ -16,7 +16,7 @@ import yaml
 from tests.combinations import CONDITIONAL_FILES, GENERATED_BY_HOOK, SUPPORTED, Answers
 from tests.conftest import TEMPLATE, Baked, render_answers
 
-PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.__project_slug}}"
+PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 # Other tools use `{{ }}` too (Actions expressions, Grafana legends, `docker inspect -f`), so a
 # leftover is any Jinja statement/comment or any mention of a cookiecutter variable.
 UNRENDERED = re.compile(r"\{\{-?\s*cookiecutter|\{%|\{#-?\s|cookiecutter\.")
@@ -25,13 +25,13 @@ UNRENDERED = re.compile(r"\{\{-?\s*cookiecutter|\{%|\{#-?\s|cookiecutter\.")
 def expected_files(answers: Answers) -> set[str]:
     """The template tree with names rendered, minus the files these answers switch off."""
     context = render_answers(**answers)
-    pkg = context["__package_name"]
+    pkg = context["package_name"]
     expected = set()
     for path in PROJECT_TEMPLATE.rglob("*"):
         if not path.is_file() or "__pycache__" in path.parts:
             continue
         rel = path.relative_to(PROJECT_TEMPLATE).as_posix()
-        rel = rel.replace("{{cookiecutter.__package_name}}", pkg)
+        rel = rel.replace("{{cookiecutter.package_name}}", pkg)
         if all(
             keep(context)
             for pattern, keep in CONDITIONAL_FILES.items()
@@ -94,7 +94,7 @@ def test_config_files_parse(baked: Baked) -> None:
         checked += 1
     assert checked >= 1
     pyproject = tomllib.loads(baked.read("pyproject.toml"))
-    assert pyproject["project"]["name"] == baked.context["__project_slug"]
+    assert pyproject["project"]["name"] == baked.context["project_slug"]
     assert pyproject["project"]["scripts"][baked.package] == f"{baked.package}.cli:main"
     assert baked.read(".python-version").strip() == baked.context["python_version"]
 

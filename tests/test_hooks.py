@@ -56,7 +56,7 @@ def test_cuda_version_ignored_for_cpu() -> None:
 def test_removal_table_is_per_answer() -> None:
     minimal = answers(use_redis_cache=False, use_prediction_logging=False, ci="none")
     removed = post.paths_to_remove(minimal)
-    pkg = minimal["__package_name"]
+    pkg = minimal["package_name"]
     assert f"src/{pkg}/serving/cache.py" in removed
     assert ".github" in removed and ".gitlab-ci.yml" in removed
     assert f"src/{pkg}/models/sklearn_model.py" not in removed

@@ -15,7 +15,7 @@ from tests.upkeep.helpers import tool, tool_env
 
 pytestmark = pytest.mark.upkeep
 
-PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.__project_slug}}"
+PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 WORKFLOWS = ".github/workflows"
 
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.upkeep
 
 GIT = ["git", "-c", "user.name=upkeep-test", "-c", "user.email=upkeep@example.com"]
 GIT += ["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]
-PROJECT_DIR = "{{cookiecutter.__project_slug}}"
+PROJECT_DIR = "{{cookiecutter.project_slug}}"
 ANSWERS = {"project_name": "Cruft Check", "ci": "github"}
 
 

@@ -38,7 +38,7 @@ def port_free(port: int) -> bool:
 def test_readme_blocks_are_found() -> None:
     from tests.conftest import TEMPLATE
 
-    readme = (TEMPLATE / "{{cookiecutter.__project_slug}}" / "README.md").read_text()
+    readme = (TEMPLATE / "{{cookiecutter.project_slug}}" / "README.md").read_text()
     blocks = quickstart_blocks(readme)
     assert [background for background, _ in blocks] == [False, True, False], blocks
     assert "make install" in blocks[0][1] and "make serve" in blocks[1][1]

@@ -1,0 +1,127 @@
+"""The one settings object: every service URL and secret comes from the environment.
+
+Defaults are for the host: a SQLite tracking store and local artifacts in the project root, a
+SQLite prediction log, a SQLite Optuna study and no Redis. Compose sets the container values.
+Each variable may instead be given as `<NAME>_FILE` (a path, e.g. a Docker secret), which is
+how production passes secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+PACKAGE_NAME = "{{ cookiecutter.package_name }}"
+PROJECT_MARKERS = ("dvc.yaml", "pyproject.toml")
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """PROJECT_ROOT, else the nearest folder holding the project's files, else the cwd."""
+    if explicit := os.environ.get("PROJECT_ROOT"):
+        return Path(explicit).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if all((folder / marker).exists() for marker in PROJECT_MARKERS):
+            return folder
+    return here
+
+
+def _sqlite(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+class FileEnvSource(PydanticBaseSettingsSource):
+    """Reads `<NAME>_FILE` variables: the value is the content of the named file."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"{field_name.upper()}_FILE")
+        if not path:
+            return None, field_name, False
+        return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", protected_namespaces=()
+    )
+
+    project_root: Path = Field(default_factory=find_project_root)
+
+    # --- outward interface (see README: Configuration) ---------------------------------------
+    mlflow_tracking_uri: str = ""
+    model_name: str = PACKAGE_NAME
+    model_alias: str = "champion"
+    database_url: str = ""
+    redis_url: str | None = None
+    optuna_storage: str = ""
+    admin_token: SecretStr | None = None
+
+    # --- training ---------------------------------------------------------------------------
+    experiment_name: str = PACKAGE_NAME
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    # --- serving ----------------------------------------------------------------------------
+    cache_ttl_seconds: int = Field(default=300, ge=1)
+    cache_timeout_seconds: float = Field(default=0.05, gt=0)
+    max_batch_size: int = Field(default=1000, ge=1)
+    unknown_category: Literal["reject", "unknown"] = "reject"
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    serve_workers: int = Field(default=1, ge=1)
+    serve_threads_per_worker: int = Field(default=1, ge=1)  # OpenMP/BLAS/onnxruntime threads
+    model_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    model_retry_max_seconds: float = Field(default=30.0, gt=0)
+    cache_retry_seconds: float = Field(default=2.0, ge=0)  # skip Redis this long after a failure
+    prediction_logging: bool = True  # only used when the project has the prediction log
+    prediction_log_buffer_size: int = Field(default=100_000, ge=1)
+    prediction_log_batch_size: int = Field(default=500, ge=1)
+    prediction_log_flush_seconds: float = Field(default=0.5, gt=0)
+    prediction_log_shutdown_seconds: float = Field(default=10.0, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(env_settings, EnvSettingsSource)
+        return (init_settings, env_settings, FileEnvSource(settings_cls), dotenv_settings)
+
+    def model_post_init(self, context: Any, /) -> None:
+        root = self.project_root
+        if not self.mlflow_tracking_uri:
+            self.mlflow_tracking_uri = _sqlite(root / "mlflow.db")
+        if not self.database_url:
+            self.database_url = _sqlite(root / "predictions.db")
+        if not self.optuna_storage:
+            self.optuna_storage = _sqlite(root / "optuna.db")
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}@{self.model_alias}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

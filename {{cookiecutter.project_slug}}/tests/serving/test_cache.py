@@ -1,0 +1,134 @@
+"""Redis cache: hits, keys per model version, and never a failed request when Redis is down
+or slow (a private redis-server is killed, paused and restarted under load)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from ..conftest import require_env
+from .conftest import AUTH, Store, make_settings, running, wait_until
+from .private_services import RedisServer
+
+
+@pytest.fixture
+def redis_url(store: Store) -> Iterator[str]:
+    url = require_env("TEST_REDIS_URL")
+    client = redis.Redis.from_url(url)
+    pattern = f"prediction:{store.name}:*"
+    client.delete(*client.keys(pattern)) if client.keys(pattern) else None
+    yield url
+    client.close()
+
+
+@pytest.mark.integration
+def test_second_call_is_a_hit_and_keyed_by_version(
+    store: Store, redis_url: str, tmp_path: Any, record: dict[str, Any]
+) -> None:
+    settings = make_settings(store.tracking_uri, store.name, tmp_path, redis_url=redis_url)
+    with running(settings) as client:
+        first = client.post("/predict", json=record).json()
+        wait_until(lambda: bool(redis.Redis.from_url(redis_url).keys(f"prediction:{store.name}:*")))
+        second = client.post("/predict", json=record).json()
+        assert (first["cached"], second["cached"]) == (False, True)
+        assert second["probabilities"] == first["probabilities"]
+        assert second["request_id"] != first["request_id"]
+        keys = redis.Redis.from_url(redis_url).keys(f"prediction:{store.name}:*")
+        assert [k.decode().split(":")[2] for k in keys] == [store.version]
+        assert (metric_value(client, "miss"), metric_value(client, "hit")) == (1, 1)
+
+        # a new model version never serves the old version's answer
+        new = store.add_version()
+        store.set_champion(new)
+        assert client.post("/admin/reload?wait=true", headers=AUTH).status_code == 200
+        after = client.post("/predict", json=record).json()
+        assert (after["model_version"], after["cached"]) == (new, False)
+
+
+@pytest.mark.integration
+def test_ready_reports_redis(settings_for: Callable[..., Settings], redis_url: str) -> None:
+    with running(settings_for(redis_url=redis_url)) as client:
+        assert client.get("/ready").json()["dependencies"]["redis"] == "ok"
+
+
+def _hammer(
+    client: TestClient, record: dict[str, Any], statuses: Counter[int], stop: threading.Event
+) -> list[threading.Thread]:
+    def worker() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            varied = {**record, "amount": float(i % 50)}
+            statuses[client.post("/predict", json=varied).status_code] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+@pytest.mark.slow
+def test_redis_stopped_and_slow_under_load(
+    settings_for: Callable[..., Settings], tmp_path: Any, record: dict[str, Any]
+) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    settings = settings_for(redis_url=server.url, cache_retry_seconds=0.2)
+    statuses: Counter[int] = Counter()
+    stop = threading.Event()
+    try:
+        with running(settings) as client:
+            threads = _hammer(client, record, statuses, stop)
+            try:
+                wait_until(lambda: metric_value(client, "hit") > 0, 30, "cache hits")
+                # slow: Redis blocks for a second; requests go on without it
+                redis.Redis.from_url(server.url).execute_command("DEBUG", "SLEEP", "0")
+                slow = threading.Thread(
+                    target=lambda: redis.Redis.from_url(server.url).execute_command(
+                        "DEBUG", "SLEEP", "1"
+                    )
+                )
+                slow.start()
+                time.sleep(0.1)
+                started = time.perf_counter()
+                assert client.post("/predict", json=record).status_code == 200
+                assert time.perf_counter() - started < 0.5
+                slow.join()
+                # down
+                server.stop()
+                wait_until(lambda: metric_value(client, "error") > 0, 30, "cache errors")
+                time.sleep(1)
+                assert client.get("/ready").status_code == 200
+                assert client.get("/ready").json()["dependencies"]["redis"].startswith("down")
+                # back
+                server.start()
+                hits = metric_value(client, "hit")
+                wait_until(lambda: metric_value(client, "hit") > hits, 30, "hits after restart")
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join()
+        assert set(statuses) == {200}, statuses
+    finally:
+        server.stop()
+
+
+def metric_value(client: TestClient, result: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "prediction_cache_requests_total" and sample.labels == {
+                "result": result
+            }:
+                return float(sample.value)
+    return 0.0

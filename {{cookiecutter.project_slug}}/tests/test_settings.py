@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "DATABASE_URL",
+        "OPTUNA_STORAGE",
+        "REDIS_URL",
+        "ADMIN_TOKEN",
+        "ADMIN_TOKEN_FILE",
+        "MODEL_ALIAS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # no .env here
+    return tmp_path
+
+
+def test_host_defaults_are_embedded(clean_env: Path) -> None:
+    s = Settings()
+    assert s.mlflow_tracking_uri == f"sqlite:///{clean_env / 'mlflow.db'}"
+    assert s.database_url.startswith("sqlite:///")
+    assert s.optuna_storage.startswith("sqlite:///")
+    assert s.redis_url is None
+    assert s.admin_token is None
+    assert s.model_uri == "models:/{{ cookiecutter.package_name }}@champion"
+
+
+def test_environment_overrides(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    monkeypatch.setenv("MODEL_ALIAS", "challenger")
+    s = Settings()
+    assert s.mlflow_tracking_uri == "http://mlflow:5000"
+    assert s.model_uri.endswith("@challenger")
+
+
+def test_secret_from_file(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = clean_env / "admin_token"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("ADMIN_TOKEN_FILE", str(secret))
+    token = Settings().admin_token
+    assert token is not None and token.get_secret_value() == "s3cret"
+
+
+def test_dotenv_is_read(clean_env: Path) -> None:
+    (clean_env / ".env").write_text("ADMIN_TOKEN=from-dotenv\nPOSTGRES_PASSWORD=ignored\n")
+    token = Settings().admin_token
+    assert token is not None and token.get_secret_value() == "from-dotenv"
