@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from {{ cookiecutter.package_name }}.schema import FEATURES
-from {{ cookiecutter.package_name }}.serving.features import example_record
-from {{ cookiecutter.package_name }}.serving.server import THREAD_VARIABLES
+from {{ cookiecutter.package_name }}.serving.requests import example_record
+from {{ cookiecutter.package_name }}.serving.serve import THREAD_VARIABLES
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -307,11 +307,11 @@ def frame_payload(records: list[dict[str, Any]]) -> bytes:
 
 # --- in-process ceiling ------------------------------------------------------------------------
 def model_call_us(repeat: int) -> dict[str, float]:
-    from {{ cookiecutter.package_name }}.serving.model import load_registered_model
+    from {{ cookiecutter.package_name }}.serving.registry import load_registered_model
 
     settings = get_settings()
     model = load_registered_model(settings)
-    record = model.feeds.normalize(example_record())
+    record = model.normalize(example_record())
     costs = {}
     for rows in (1, 64):
         batch = [record] * rows

@@ -1,4 +1,4 @@
-"""Alembic environment: the URL is DATABASE_URL (or `-x url=...`), the metadata is db.models."""
+"""Alembic environment: the URL is DATABASE_URL (or `-x url=...`), the metadata is db.tables."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(database_url())
+    engine = make_engine(normalize_url(database_url()))
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():

@@ -25,9 +25,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def test_host_defaults_are_embedded(clean_env: Path) -> None:
     s = Settings()
     assert s.mlflow_tracking_uri == f"sqlite:///{clean_env / 'mlflow.db'}"
+{%- if cookiecutter.use_prediction_logging %}
     assert s.database_url.startswith("sqlite:///")
+{%- endif %}
     assert s.optuna_storage.startswith("sqlite:///")
+{%- if cookiecutter.use_redis_cache %}
     assert s.redis_url is None
+{%- endif %}
     assert s.admin_token is None
     assert s.model_uri == "models:/{{ cookiecutter.package_name }}@champion"
 
@@ -52,3 +56,35 @@ def test_dotenv_is_read(clean_env: Path) -> None:
     (clean_env / ".env").write_text("ADMIN_TOKEN=from-dotenv\nPOSTGRES_PASSWORD=ignored\n")
     token = Settings().admin_token
     assert token is not None and token.get_secret_value() == "from-dotenv"
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_postgres_urls_mean_psycopg(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    url = f"{scheme}://u:p@db:5432/x"
+{%- if cookiecutter.use_prediction_logging %}
+    monkeypatch.setenv("DATABASE_URL", url)
+{%- endif %}
+    monkeypatch.setenv("OPTUNA_STORAGE", url)
+    s = Settings()
+{%- if cookiecutter.use_prediction_logging %}
+    assert s.database_url == "postgresql+psycopg://u:p@db:5432/x"
+{%- endif %}
+    assert s.optuna_storage == "postgresql+psycopg://u:p@db:5432/x"
+{%- if not cookiecutter.use_prediction_logging %}
+
+
+def test_no_prediction_log_settings_without_it(clean_env: Path) -> None:
+    fields = set(Settings.model_fields)
+    assert not {f for f in fields if f.startswith("prediction_log")}  # prediction_logging too
+    assert "database_url" not in fields
+{%- endif %}
+{%- if not cookiecutter.use_redis_cache %}
+
+
+def test_no_cache_settings_without_redis(clean_env: Path) -> None:
+    fields = set(Settings.model_fields)
+    assert "redis_url" not in fields
+    assert not {f for f in fields if f.startswith("cache_")}
+{%- endif %}

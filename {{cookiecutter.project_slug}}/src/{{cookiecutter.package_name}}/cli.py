@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("pipeline.evaluate", "evaluate a model version on the test split"),
     "promote": ("pipeline.promote", "move the champion alias when the challenger wins"),
     "tune": ("pipeline.tune", "Optuna study; best parameters go to params.yaml"),
-    "serve": ("serving.server", "run the model server (uvicorn)"),
+    "serve": ("serving.serve", "run the model server (uvicorn)"),
 }
 
 

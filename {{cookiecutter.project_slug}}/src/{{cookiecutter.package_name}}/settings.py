@@ -13,14 +13,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .registry_names import CHAMPION
 
 PACKAGE_NAME = "{{ cookiecutter.package_name }}"
 PROJECT_MARKERS = ("dvc.yaml", "pyproject.toml")
@@ -39,6 +36,14 @@ def find_project_root(start: Path | None = None) -> Path:
 
 def _sqlite(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3 (the driver the project installs)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
 
 
 class FileEnvSource(PydanticBaseSettingsSource):
@@ -69,9 +74,13 @@ class Settings(BaseSettings):
     # --- outward interface (see README: Configuration) ---------------------------------------
     mlflow_tracking_uri: str = ""
     model_name: str = PACKAGE_NAME
-    model_alias: str = "champion"
+    model_alias: str = CHAMPION
+{%- if cookiecutter.use_prediction_logging %}
     database_url: str = ""
+{%- endif %}
+{%- if cookiecutter.use_redis_cache %}
     redis_url: str | None = None
+{%- endif %}
     optuna_storage: str = ""
     admin_token: SecretStr | None = None
 
@@ -80,8 +89,6 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     # --- serving ----------------------------------------------------------------------------
-    cache_ttl_seconds: int = Field(default=300, ge=1)
-    cache_timeout_seconds: float = Field(default=0.05, gt=0)
     max_batch_size: int = Field(default=1000, ge=1)
     unknown_category: Literal["reject", "unknown"] = "reject"
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
@@ -89,12 +96,22 @@ class Settings(BaseSettings):
     serve_threads_per_worker: int = Field(default=1, ge=1)  # OpenMP/BLAS/onnxruntime threads
     model_retry_initial_seconds: float = Field(default=1.0, gt=0)
     model_retry_max_seconds: float = Field(default=30.0, gt=0)
+{%- if cookiecutter.use_redis_cache %}
+
+    # --- Redis prediction cache (serving/cache.py) ------------------------------------------
+    cache_ttl_seconds: int = Field(default=300, ge=1)
+    cache_timeout_seconds: float = Field(default=0.05, gt=0)
     cache_retry_seconds: float = Field(default=2.0, ge=0)  # skip Redis this long after a failure
-    prediction_logging: bool = True  # only used when the project has the prediction log
+{%- endif %}
+{%- if cookiecutter.use_prediction_logging %}
+
+    # --- prediction log (serving/prediction_log.py) -----------------------------------------
+    prediction_logging: bool = True
     prediction_log_buffer_size: int = Field(default=100_000, ge=1)
     prediction_log_batch_size: int = Field(default=500, ge=1)
     prediction_log_flush_seconds: float = Field(default=0.5, gt=0)
     prediction_log_shutdown_seconds: float = Field(default=10.0, ge=0)
+{%- endif %}
 
     @classmethod
     def settings_customise_sources(
@@ -105,15 +122,21 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        assert isinstance(env_settings, EnvSettingsSource)
         return (init_settings, env_settings, FileEnvSource(settings_cls), dotenv_settings)
+
+    @field_validator({% if cookiecutter.use_prediction_logging %}"database_url", {% endif %}"optuna_storage")
+    @classmethod
+    def _sqlalchemy_url(cls, url: str) -> str:
+        return normalize_url(url)
 
     def model_post_init(self, context: Any, /) -> None:
         root = self.project_root
         if not self.mlflow_tracking_uri:
             self.mlflow_tracking_uri = _sqlite(root / "mlflow.db")
+{%- if cookiecutter.use_prediction_logging %}
         if not self.database_url:
             self.database_url = _sqlite(root / "predictions.db")
+{%- endif %}
         if not self.optuna_storage:
             self.optuna_storage = _sqlite(root / "optuna.db")
 

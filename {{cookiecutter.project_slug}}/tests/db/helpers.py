@@ -41,15 +41,12 @@ def count_records(url: str) -> int:
 def fresh_postgres_database(server_url: str) -> Iterator[str]:
     """A new, empty database on the server of `server_url`; dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:12]}"
+    server_url = normalize_url(server_url)
     admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield (
-            make_url(normalize_url(server_url))
-            .set(database=name)
-            .render_as_string(hide_password=False)
-        )
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

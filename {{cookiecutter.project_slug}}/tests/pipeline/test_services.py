@@ -25,9 +25,9 @@ def optuna_database() -> Iterator[str]:
     """A fresh database on the test Postgres for this test's study (dropped afterwards)."""
     import sqlalchemy as sa
 
-    from {{ cookiecutter.package_name }}.pipeline.tune import storage_url
+    from {{ cookiecutter.package_name }}.settings import normalize_url
 
-    base = sa.make_url(storage_url(require_env("TEST_POSTGRES_URL")))
+    base = sa.make_url(normalize_url(require_env("TEST_POSTGRES_URL")))
     name = f"optuna_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

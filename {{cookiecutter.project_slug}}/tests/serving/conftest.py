@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.serving.app import create_app
-from {{ cookiecutter.package_name }}.serving.features import example_record
+from {{ cookiecutter.package_name }}.serving.requests import example_record
 from {{ cookiecutter.package_name }}.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"

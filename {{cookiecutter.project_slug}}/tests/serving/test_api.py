@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
 
 from {{ cookiecutter.package_name }}.schema import CLASS_NAMES, FEATURE_NAMES, FEATURES
+from {{ cookiecutter.package_name }}.serving.responses import BatchResponse, PredictionResponse
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import AUTH, Store, make_settings, running, wait_until
@@ -48,6 +50,27 @@ def test_batch_matches_single(client: TestClient, record: dict[str, Any]) -> Non
     single = client.post("/predict", json=other).json()
     assert predictions[1]["probabilities"] == pytest.approx(single["probabilities"], abs=1e-6)
     assert predictions[0] == predictions[2]
+
+
+def _follows(model: type[BaseModel], body: dict[str, Any]) -> None:
+    """The body has exactly the documented fields, each of its documented type."""
+    model.model_validate(body, strict=True)
+    assert set(body) == set(model.model_fields)
+
+
+def test_responses_follow_their_documented_models(
+    client: TestClient, record: dict[str, Any]
+) -> None:
+    """The routes write their bodies directly (orjson); the OpenAPI contract is these models."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, model in (("/predict", PredictionResponse), ("/predict/batch", BatchResponse)):
+        documented = paths[path]["post"]["responses"]["200"]["content"]["application/json"]
+        assert documented["schema"]["$ref"].endswith(f"/{model.__name__}")
+    _follows(PredictionResponse, client.post("/predict", json=record).json())
+    batch = client.post("/predict/batch", json={"records": [record, record]}).json()
+    _follows(BatchResponse, batch)
+    for prediction in batch["predictions"]:
+        assert set(prediction) == {"label", "probabilities"}
 
 
 def test_model_info(client: TestClient, registered_model: Any) -> None:

@@ -9,21 +9,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
-def normalize_url(url: str) -> str:
-    """`postgresql://` and `postgres://` mean psycopg 3 (the driver the project installs)."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
 def _orjson_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Engine with short timeouts, so a database that is down fails fast instead of hanging."""
-    url = normalize_url(url)
+    """Engine with short timeouts, so a database that is down fails fast instead of hanging.
+    `url` is a SQLAlchemy URL (`Settings.database_url` is one already)."""
     backend = make_url(url).get_backend_name()
     options: dict[str, Any] = {
         "pool_pre_ping": True,

@@ -1,12 +1,14 @@
-"""Stage `evaluate`: score the registered version on the test split (the model as served),
-write `reports/metrics.json` and the plots, log both to the training run."""
+"""Stage `evaluate`: score the version `train` registered (read from `reports/train.json`) on
+the test split, loaded by the server's own loader (`serving.registry`: the model as served);
+write `reports/metrics.json` and the plots, log both to the training run and tag the version
+with its metrics (the next `promote` compares against them when it is champion)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,9 @@ from sklearn import metrics as skm
 
 from .. import schema
 from ..data.load import load_table
+from ..registry_names import RUN_ID, metric_tag
+from ..serving.predictor import Predictor
+from ..serving.registry import load_version
 from .common import Context, add_common_arguments, cli_errors
 from .tracking import configure
 
@@ -140,29 +145,15 @@ def log_figures(tables: dict[str, pd.DataFrame], values: dict[str, float]) -> No
     plt.close(fig)
 
 
-def load_registered(name: str, version: str) -> tuple[str, Any]:
-    """(flavor, predict-fraud-probability function) of a registered version."""
-    client = MlflowClient()
-    flavor = client.get_model_version(name, version).tags.get("flavor", "native")
-    uri = f"models:/{name}/{version}"
-    if flavor == "onnx":
-        import onnxruntime as ort
+def frame_scorer(predictor: Predictor) -> Callable[[pd.DataFrame], np.ndarray]:
+    """The served predictor on a frame of features: the fraud probability of each row."""
 
-        from ..models import onnx_feeds
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        records = frame[list(schema.FEATURE_NAMES)].to_dict("records")
+        _labels, probabilities = predictor.predict([predictor.normalize(r) for r in records])
+        return np.asarray(probabilities)[:, 1]
 
-        # the session holds the model in memory: the download is removed right away
-        with tempfile.TemporaryDirectory(prefix="model-") as folder:
-            local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=folder))
-            session = ort.InferenceSession(
-                str(local / "model.onnx"), providers=["CPUExecutionProvider"]
-            )
-
-        def predict(frame: pd.DataFrame) -> np.ndarray:
-            return np.asarray(session.run(["probabilities"], onnx_feeds(frame))[0])[:, 1]
-
-        return flavor, predict
-    model = mlflow.pyfunc.load_model(uri)
-    return flavor, lambda frame: np.asarray(model.predict(frame))
+    return predict
 
 
 def evaluate(ctx: Context, version: str | None = None) -> dict[str, float]:
@@ -177,9 +168,10 @@ def evaluate(ctx: Context, version: str | None = None) -> dict[str, float]:
             f"{ctx.paths.train_report} not found and no --version given: train first"
         )
     client = MlflowClient()
-    run_id = client.get_model_version(settings.model_name, version).tags.get("run_id")
+    run_id = client.get_model_version(settings.model_name, version).tags.get(RUN_ID)
     test = load_table(ctx.paths.test_split)
-    flavor, predict = load_registered(settings.model_name, version)
+    predictor = load_version(settings, str(version), run_id=run_id)  # as the server loads it
+    predict = frame_scorer(predictor)
     y = test[schema.TARGET].to_numpy()
     proba = predict(test[list(schema.FEATURE_NAMES)])
     threshold = float(ctx.params["evaluate"]["threshold"])
@@ -205,11 +197,11 @@ def evaluate(ctx: Context, version: str | None = None) -> dict[str, float]:
         mlflow.log_metrics({f"test_{k}": v for k, v in values.items()})
         log_figures(tables, values)
     for key, value in values.items():
-        client.set_model_version_tag(settings.model_name, version, f"metric.{key}", f"{value:.6f}")
+        client.set_model_version_tag(settings.model_name, version, metric_tag(key), f"{value:.6f}")
     log.info(
         "version %s (%s) on %s test rows: %s",
         version,
-        flavor,
+        predictor.flavor,
         f"{len(test):,}",
         ", ".join(f"{k}={v:.4f}" for k, v in values.items()),
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import mlflow
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
@@ -22,14 +23,6 @@ from .tracking import configure, provenance_tags
 from .train import fit_model
 
 log = logging.getLogger(__name__)
-
-
-def storage_url(url: str) -> str:
-    """SQLAlchemy URL for Optuna: plain `postgresql://` means psycopg 3 here."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
-    return url
 
 
 def create_study(ctx: Context, study_name: str | None = None, attempts: int = 5) -> optuna.Study:
@@ -51,7 +44,7 @@ def _create_study(ctx: Context, study_name: str | None) -> optuna.Study:
     return optuna.create_study(
         study_name=study_name
         or str(p.get("study_name") or f"{ctx.settings.model_name}-{models.FRAMEWORK}"),
-        storage=storage_url(ctx.settings.optuna_storage),
+        storage=ctx.settings.optuna_storage,  # a SQLAlchemy URL (settings normalize it)
         direction="maximize",
         load_if_exists=True,
         # Seeded per process: parallel workers must not propose the same points.
@@ -91,7 +84,7 @@ def tune(
             {
                 **tags,
                 "optuna.study": study.study_name,
-                "optuna.storage": study._storage.__class__.__name__,
+                "optuna.storage": sqlalchemy.make_url(settings.optuna_storage).get_backend_name(),
             }
         )
 

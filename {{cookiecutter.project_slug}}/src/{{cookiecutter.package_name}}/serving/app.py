@@ -22,11 +22,11 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..settings import Settings, get_settings
-from .features import build_request_models
 from .metrics import LATENCY_BUCKETS, Metrics
-from .model import ModelManager
+from .model_manager import ModelManager
+from .requests import build_request_models
 from .routes import admin_router, operations_router, prediction_router
-from .service import Services, UnscorableInput
+from .scoring import ScoringService, UnscorableInput
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ async def unscorable_input(_request: Request, exc: Exception) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
-    services = Services(settings, metrics, ModelManager(settings, metrics))
+    services = ScoringService(settings, metrics, ModelManager(settings, metrics))
     record_model, batch_model = build_request_models(
         settings.unknown_category, settings.max_batch_size
     )

@@ -8,11 +8,14 @@ short timeout; after a failure the cache is skipped for `cache_retry_seconds` (c
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -28,7 +31,13 @@ class PredictionCache:
         self.ttl = settings.cache_ttl_seconds
         self.timeout = settings.cache_timeout_seconds
         self.retry_after = settings.cache_retry_seconds
-        self.metrics = metrics
+        # this part's own metric, on the app's registry
+        self.lookups = Counter(
+            "prediction_cache_requests",
+            "Cache lookups: hit, miss, error (Redis failed or slow), bypass (skipped after error)",
+            ["result"],
+            registry=metrics.registry,
+        )
         self.client = Redis.from_url(
             url,
             socket_timeout=self.timeout,
@@ -40,12 +49,19 @@ class PredictionCache:
         self._skip_until = 0.0
         self._pending: set[asyncio.Task[None]] = set()
 
+    @staticmethod
+    def key(model_name: str, model_version: str, record: Mapping[str, Any]) -> str:
+        """Model version + canonical hash of the (normalized) input."""
+        canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        return f"prediction:{model_name}:{model_version}:{digest}"
+
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> PredictionCache | None:
         return cls(settings.redis_url, settings, metrics) if settings.redis_url else None
 
     def _failed(self, exc: BaseException) -> None:
-        self.metrics.cache.labels(result="error").inc()
+        self.lookups.labels(result="error").inc()
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if self.last_error is None:
             log.warning("Redis cache unavailable, serving without it: %s", error)
@@ -54,7 +70,7 @@ class PredictionCache:
 
     async def get(self, key: str) -> dict[str, Any] | None:
         if time.monotonic() < self._skip_until:
-            self.metrics.cache.labels(result="bypass").inc()
+            self.lookups.labels(result="bypass").inc()
             return None
         try:
             raw = await asyncio.wait_for(self.client.get(key), self.timeout)
@@ -65,9 +81,9 @@ class PredictionCache:
             log.info("Redis cache is back")
             self.last_error = None
         if raw is None:
-            self.metrics.cache.labels(result="miss").inc()
+            self.lookups.labels(result="miss").inc()
             return None
-        self.metrics.cache.labels(result="hit").inc()
+        self.lookups.labels(result="hit").inc()
         value: dict[str, Any] = json.loads(raw)
         return value
 

@@ -1,4 +1,7 @@
-"""Prometheus metrics of one app (its own registry, so several apps can live in one process)."""
+"""Prometheus metrics of one app (its own registry, so several apps can live in one process).
+
+The core metrics live here; the optional cache and prediction log register their own on this
+registry (a project generated without them has none of their metrics)."""
 
 from __future__ import annotations
 
@@ -22,12 +25,6 @@ class Metrics:
         # one child per class, created once: every class shows from the start (a 0, not a gap)
         # and the request path skips the label lookup
         self._predicted = {name: self.predictions.labels(label=name) for name in CLASS_NAMES}
-        self.cache = Counter(
-            "prediction_cache_requests",
-            "Cache lookups: hit, miss, error (Redis failed or slow), bypass (skipped after error)",
-            ["result"],
-            registry=r,
-        )
         self.model_version = Gauge(
             "model_loaded_version",
             "Registry version of the loaded model (0 = none)",
@@ -36,20 +33,6 @@ class Metrics:
         )
         self.model_load_failures = Counter(
             "model_load_failures", "Failed model loads and reloads", registry=r
-        )
-        self.log_queue_depth = Gauge(
-            "prediction_log_queue_depth", "Prediction records waiting to be written", registry=r
-        )
-        self.log_written = Counter(
-            "prediction_log_written", "Prediction records written", registry=r
-        )
-        self.log_dropped = Counter(
-            "prediction_log_dropped",
-            "Prediction records dropped (buffer overflow or unflushed at shutdown)",
-            registry=r,
-        )
-        self.log_write_errors = Counter(
-            "prediction_log_write_errors", "Failed batch writes (retried)", registry=r
         )
 
     def set_model(self, name: str, alias: str, version: str) -> None:

@@ -26,10 +26,11 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any
 
+from prometheus_client import Counter, Gauge
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
-from ..db import PredictionRecord, make_engine, normalize_url
+from ..db import PredictionRecord, make_engine
 from ..settings import Settings
 from .metrics import Metrics
 
@@ -149,7 +150,24 @@ class PredictionLogger:
         self.batch_size = settings.prediction_log_batch_size
         self.interval = settings.prediction_log_flush_seconds
         self.shutdown_timeout = settings.prediction_log_shutdown_seconds
-        self.metrics = metrics
+        # this part's own metrics, on the app's registry
+        registry = metrics.registry
+        self.queue_depth = Gauge(
+            "prediction_log_queue_depth",
+            "Prediction records waiting to be written",
+            registry=registry,
+        )
+        self.written = Counter(
+            "prediction_log_written", "Prediction records written", registry=registry
+        )
+        self.dropped = Counter(
+            "prediction_log_dropped",
+            "Prediction records dropped (buffer overflow or unflushed at shutdown)",
+            registry=registry,
+        )
+        self.write_errors = Counter(
+            "prediction_log_write_errors", "Failed batch writes (retried)", registry=registry
+        )
         self.buffer: deque[dict[str, Any]] = deque()
         self.last_error: str | None = None
         self._wake = asyncio.Event()
@@ -158,13 +176,13 @@ class PredictionLogger:
         self._last_drop_log = 0.0
         self._dropped_since_log = 0
         # read when /metrics is scraped: nothing to update per request
-        metrics.log_queue_depth.set_function(lambda: len(self.buffer))
+        self.queue_depth.set_function(lambda: len(self.buffer))
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> PredictionLogger | None:
         if not settings.prediction_logging:
             return None
-        make_url(normalize_url(settings.database_url))  # a malformed URL fails at startup
+        make_url(settings.database_url)  # a malformed URL fails at startup
         return cls(WriterProcess(settings.database_url), settings, metrics)
 
     # --- request path (event loop, never blocks) -----------------------------------------------
@@ -180,7 +198,7 @@ class PredictionLogger:
         count = min(count, len(self.buffer))
         for _ in range(count):
             self.buffer.popleft()
-        self.metrics.log_dropped.inc(count)
+        self.dropped.inc(count)
         self._dropped_since_log += count
         now = time.monotonic()
         if now - self._last_drop_log > 10:
@@ -210,13 +228,13 @@ class PredictionLogger:
             overflow = len(self.buffer) - self.capacity
             if overflow > 0:
                 self._drop(overflow)
-            self.metrics.log_write_errors.inc()
+            self.write_errors.inc()
             error = str(exc) if isinstance(exc, PredictionLogWriteError) else _first_line(exc)
             if self.last_error is None:
                 log.warning("prediction log write failed, buffering: %s", error)
             self.last_error = error
             return False
-        self.metrics.log_written.inc(len(batch))
+        self.written.inc(len(batch))
         if self.last_error is not None:
             log.info("prediction log writes recovered")
             self.last_error = None
@@ -247,7 +265,7 @@ class PredictionLogger:
         if self.buffer:
             lost = len(self.buffer)
             self.buffer.clear()
-            self.metrics.log_dropped.inc(lost)
+            self.dropped.inc(lost)
             log.error("shutdown: %d prediction records not written (%s)", lost, self.last_error)
         await asyncio.to_thread(self.writer.stop)
 

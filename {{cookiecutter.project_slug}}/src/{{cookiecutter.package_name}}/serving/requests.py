@@ -1,4 +1,4 @@
-"""Request models derived from `schema.FEATURES`, and the ONNX feeds built from them.
+"""Request models derived from `schema.FEATURES` (the OpenAPI schema of the prediction routes).
 
 Every feature is a documented, bounded field of the OpenAPI schema. Unknown categories are
 either rejected (422 naming the field) or mapped to `UNKNOWN_CATEGORY`, which the model's
@@ -7,27 +7,14 @@ one-hot encoder (handle_unknown="ignore") encodes as all zeros.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..schema import FEATURES, Feature
 
 UNKNOWN_CATEGORY = "__unknown__"
 MAX_CATEGORY_LENGTH = 200
-
-# onnxruntime input type -> numpy dtype of the feed
-ORT_DTYPES: dict[str, Any] = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(string)": np.object_,
-}
 
 
 def _field(feature: Feature, unknown_category: str) -> tuple[Any, Any]:
@@ -54,7 +41,7 @@ def _field(feature: Feature, unknown_category: str) -> tuple[Any, Any]:
 
 
 def example_record() -> dict[str, Any]:
-    """A valid record (documentation, tests, benchmark)."""
+    """A valid record (documentation, tests, benchmark): first category, middle of each range."""
     record: dict[str, Any] = {}
     for feature in FEATURES:
         if feature.kind == "categorical":
@@ -62,7 +49,7 @@ def example_record() -> dict[str, Any]:
         else:
             low = feature.minimum or 0
             value = low if feature.maximum is None else (low + feature.maximum) / 2
-            record[feature.name] = int(value) if feature.dtype == "int" else float(value) + 1.5
+            record[feature.name] = int(value) if feature.dtype == "int" else float(value)
     return record
 
 
@@ -85,40 +72,3 @@ def build_request_models(
         ),
     )
     return record_model, batch_model
-
-
-class FeedBuilder:
-    """Turns validated records into onnxruntime feeds (one `[N, 1]` array per feature)."""
-
-    def __init__(self, input_types: Mapping[str, str], unknown_category: str) -> None:
-        self.columns: list[tuple[str, Any, frozenset[str] | None]] = []
-        for feature in FEATURES:
-            dtype = ORT_DTYPES[input_types[feature.name]]
-            known = (
-                frozenset(feature.categories)
-                if feature.kind == "categorical" and unknown_category == "unknown"
-                else None
-            )
-            self.columns.append((feature.name, dtype, known))
-
-    def normalize(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The record as the model sees it (unknown categories mapped), JSON-ready."""
-        out = dict(record)
-        for name, _dtype, known in self.columns:
-            if known is not None and out[name] not in known:
-                out[name] = UNKNOWN_CATEGORY
-        return out
-
-    def feeds(self, records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-        n = len(records)
-        return {
-            name: np.array([r[name] for r in records], dtype=dtype).reshape(n, 1)
-            for name, dtype, _known in self.columns
-        }
-
-
-def cache_key(model_name: str, model_version: str, record: Mapping[str, Any]) -> str:
-    """Model version + canonical hash of the (normalized) input."""
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    digest = hashlib.sha256(canonical.encode()).hexdigest()
-    return f"prediction:{model_name}:{model_version}:{digest}"

@@ -1,6 +1,7 @@
-"""What a prediction request does: model call, cache, prediction log, metrics.
+"""The scoring service: what a prediction request does after its route validated it —
+the predictor call, the cache, the prediction log, the prediction metrics.
 
-The model runs inline on the event loop (an ONNX call takes microseconds; a threadpool hop
+The predictor runs inline on the event loop (an ONNX call takes microseconds; a threadpool hop
 would cost more than the call). The cache and prediction log are optional parts; the project
 may have been generated without their modules.
 """
@@ -18,9 +19,9 @@ import numpy as np
 
 from ..schema import CLASS_NAMES
 from ..settings import Settings
-from .features import cache_key
 from .metrics import Metrics
-from .model import LoadedModel, ModelManager
+from .model_manager import ModelManager
+from .predictor import Predictor
 
 
 class UnscorableInput(ValueError):
@@ -28,6 +29,7 @@ class UnscorableInput(ValueError):
 
 
 class Cache(Protocol):
+    def key(self, model_name: str, model_version: str, record: dict[str, Any]) -> str: ...
     async def get(self, key: str) -> dict[str, Any] | None: ...
     def set_later(self, key: str, value: dict[str, Any]) -> None: ...
     async def check(self) -> str: ...
@@ -57,7 +59,7 @@ class ModelNotReady(RuntimeError):
 
 
 @dataclass
-class Services:
+class ScoringService:
     settings: Settings
     metrics: Metrics
     models: ModelManager
@@ -85,11 +87,11 @@ class Services:
         if self.cache is not None:
             await self.cache.close()
 
-    def model(self) -> LoadedModel:
-        model = self.models.current
-        if model is None:
+    def predictor(self) -> Predictor:
+        predictor = self.models.current
+        if predictor is None:
             raise ModelNotReady(self.models.last_error or "model not loaded")
-        return model
+        return predictor
 
     def _outputs(self, labels: Any, probabilities: Any) -> list[dict[str, Any]]:
         # A NaN/inf score cannot be returned as JSON and must never be cached or logged.
@@ -112,7 +114,7 @@ class Services:
 
     def _log(
         self,
-        model: LoadedModel,
+        model: Predictor,
         request_id: str,
         records: list[dict[str, Any]],
         outputs: list[dict[str, Any]],
@@ -141,12 +143,12 @@ class Services:
 
     async def predict_one(
         self, record: dict[str, Any], request_id: str, started: float
-    ) -> tuple[LoadedModel, dict[str, Any], bool]:
-        model = self.model()  # this request keeps this model even if a reload swaps it
-        normalized = model.feeds.normalize(record)
+    ) -> tuple[Predictor, dict[str, Any], bool]:
+        model = self.predictor()  # this request keeps this model even if a reload swaps it
+        normalized = model.normalize(record)
         key = None
         if self.cache is not None:
-            key = cache_key(model.name, model.version, normalized)
+            key = self.cache.key(model.name, model.version, normalized)
             cached = await self.cache.get(key)
             if cached is not None:
                 self._log(model, request_id, [normalized], [cached], started)
@@ -159,9 +161,9 @@ class Services:
 
     def predict_batch(
         self, records: list[dict[str, Any]], request_id: str, started: float
-    ) -> tuple[LoadedModel, list[dict[str, Any]]]:
-        model = self.model()
-        normalized = [model.feeds.normalize(r) for r in records]
+    ) -> tuple[Predictor, list[dict[str, Any]]]:
+        model = self.predictor()
+        normalized = [model.normalize(r) for r in records]
         outputs = self._outputs(*model.predict(normalized))
         self._log(model, request_id, normalized, outputs, started)
         return model, outputs

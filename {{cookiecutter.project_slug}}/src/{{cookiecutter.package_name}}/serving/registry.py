@@ -1,0 +1,145 @@
+"""The one registry loader: a registered version (or the version an alias points to) as a
+`Predictor`. The server loads `models:/<name>@<alias>` through it and `evaluate` scores the
+version it evaluates through it, so evaluation measures the model as served.
+
+The alias is resolved to a version first, then exactly that version is downloaded, so the
+version the server reports is the one it runs. The ONNX flavor runs in onnxruntime; MLflow is
+used only to resolve and download (mlflow-skinny, no pandas). A version registered without
+ONNX (the export failed its parity check) runs through its MLflow pyfunc where the training
+framework is installed (`make serve` on the host); the serve image leaves the framework out,
+and says so in /ready.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings
+from .predictor import (
+    SCHEMA_INPUT_TYPES,
+    FeedBuilder,
+    ModelLoadError,
+    NativeScorer,
+    Predictor,
+    ScoreFunction,
+    onnx_scorer,
+)
+
+log = logging.getLogger(__name__)
+MLFLOW_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def _read_mlmodel(path: Path) -> dict[str, Any]:
+    from mlflow.utils.yaml_utils import read_yaml
+
+    data = read_yaml(str(path), "MLmodel")
+    return data if isinstance(data, dict) else {}
+
+
+def _signature(mlmodel: dict[str, Any]) -> dict[str, Any]:
+    raw = mlmodel.get("signature") or {}
+    return {
+        key: json.loads(raw[key]) if isinstance(raw.get(key), str) else raw.get(key)
+        for key in ("inputs", "outputs")
+    }
+
+
+def load_registered_model(settings: Settings) -> Predictor:
+    """Resolve `models:/<name>@<alias>` and load that version (the server's model).
+
+    Blocking (network + disk): call it in a worker thread.
+    """
+    # Fail fast: the retry loop of ModelManager retries with backoff (MLflow's own HTTP
+    # retries would hold one attempt for minutes). Explicit environment values win.
+    for variable, value in MLFLOW_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(variable, value)
+    from mlflow import MlflowClient
+
+    name, alias = settings.model_name, settings.model_alias
+    client = MlflowClient(
+        tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
+    )
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot resolve models:/{name}@{alias}: {exc}") from exc
+    return load_version(settings, str(version.version), alias=alias, run_id=version.run_id)
+
+
+def load_version(
+    settings: Settings, version: str, *, alias: str = "", run_id: str | None = None
+) -> Predictor:
+    """Download `models:/<name>/<version>` and open it: an ONNX session, or the native pyfunc
+    of a version registered without ONNX. Blocking (network + disk)."""
+    import mlflow
+
+    name = settings.model_name
+    uri = f"models:/{name}/{version}"
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+        try:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri, dst_path=tmp, tracking_uri=settings.mlflow_tracking_uri
+                )
+            )
+        except Exception as exc:
+            raise ModelLoadError(f"cannot download {uri}: {exc}") from exc
+        # the scorer holds the model in memory: the download is removed on return
+        mlmodel = _read_mlmodel(local)
+        flavors = mlmodel.get("flavors") or {}
+        onnx_flavor = flavors.get("onnx")
+        score: ScoreFunction
+        if onnx_flavor:
+            scorer = onnx_scorer(
+                local / onnx_flavor.get("data", "model.onnx"),
+                settings.serve_threads_per_worker,
+                settings.unknown_category,
+            )
+            score, feed_builder, flavor = scorer, scorer.feed_builder, "onnx"
+        elif "python_function" in flavors:
+            score = _native_scorer(local, uri)
+            feed_builder = FeedBuilder(SCHEMA_INPUT_TYPES, settings.unknown_category)
+            flavor = "native"
+        else:
+            raise ModelLoadError(
+                f"{uri} has neither an ONNX nor a pyfunc flavor (flavors: {sorted(flavors)})"
+            )
+    return Predictor(
+        name=name,
+        version=version,
+        alias=alias,
+        run_id=run_id,
+        flavor=flavor,
+        loaded_at=datetime.now(UTC),
+        signature=_signature(mlmodel),
+        score=score,
+        feed_builder=feed_builder,
+    )
+
+
+def _native_scorer(local: Path, uri: str) -> NativeScorer:
+    """The registered version has no ONNX flavor: its export failed the parity check."""
+    try:
+        import mlflow.pyfunc
+
+        pyfunc = mlflow.pyfunc.load_model(str(local))
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"{uri} is the native model (its ONNX export failed at training; see the version's "
+            f"tags) and this environment cannot run it ({exc}). The serve image carries no "
+            "training framework: fix the export and register again, or serve from an "
+            "environment with the train dependencies."
+        ) from exc
+    log.warning("%s has no ONNX flavor: serving the native model (much slower)", uri)
+    return NativeScorer(pyfunc)
