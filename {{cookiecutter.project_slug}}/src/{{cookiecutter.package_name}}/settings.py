@@ -1,9 +1,14 @@
 """The one settings object: every service URL and secret comes from the environment.
 
-Defaults are for the host: a SQLite tracking store and local artifacts in the project root, a
-SQLite prediction log, a SQLite Optuna study and no Redis. Compose sets the container values.
-Each variable may instead be given as `<NAME>_FILE` (a path, e.g. a Docker secret), which is
-how production passes secrets.
+Defaults are for the host: a SQLite tracking store and local artifacts in the project root,
+{% if cookiecutter.use_prediction_logging -%}
+a SQLite prediction log,
+{% endif -%}
+a SQLite Optuna study{% if cookiecutter.use_redis_cache %} and no Redis{% endif %}. Compose sets the container
+values. Each variable may instead be given as `<NAME>_FILE` (a path, e.g. a Docker secret),
+which is how production passes secrets. The settings of an optional part (Redis cache,
+prediction log) exist only in a project generated with it. Database URLs are normalized here
+(`normalize_url`), once for every user.
 """
 
 from __future__ import annotations

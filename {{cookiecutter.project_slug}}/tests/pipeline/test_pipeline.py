@@ -93,6 +93,28 @@ def test_champion_moves_only_when_the_challenger_wins_by_the_margin(small_projec
     assert str(client.get_model_version_by_alias(name, "champion").version) == again.version
 
 
+@pytest.mark.slow
+def test_promote_reads_the_version_and_metric_the_stages_handed_over(small_project: Any) -> None:
+    """promote takes the version from reports/train.json and its metric from
+    reports/metrics.json; the registry only for the champion."""
+    ctx = small_project()
+    first = run_pipeline(ctx)
+    again = train(ctx)
+    assert json.loads(ctx.paths.train_report.read_text())["version"] == again.version
+    evaluate(ctx)  # the version of train.json
+    metric = str(ctx.params["promote"]["metric"])
+    metrics = json.loads(ctx.paths.metrics.read_text())
+    metrics[metric] = 2.0  # no real score reaches it: only the file can have said so
+    ctx.paths.metrics.write_text(json.dumps(metrics))
+    record = promote(ctx)
+    assert record["version"] == again.version and record["challenger_value"] == 2.0
+    assert record["champion_version"] == first.train.version
+    assert record["decision"] == "promoted"
+    ctx.paths.train_report.unlink()
+    with pytest.raises(FileNotFoundError, match=r"train\.json"):
+        promote(ctx)
+
+
 def test_unreachable_tracking_server_is_one_line_with_the_uri(small_project: Any) -> None:
     ctx = small_project()
     uri = "http://127.0.0.1:9"

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainResult:
+    """What `train()` returns; with tracking also `reports/train.json`, the hand-over."""
+
     run_id: str
     model_name: str
     version: str

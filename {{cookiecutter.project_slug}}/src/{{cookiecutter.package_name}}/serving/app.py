@@ -26,7 +26,7 @@ from .metrics import LATENCY_BUCKETS, Metrics
 from .model_manager import ModelManager
 from .requests import build_request_models
 from .routes import admin_router, operations_router, prediction_router
-from .scoring import ScoringService, UnscorableInput
+from .scoring import ModelNotReady, ScoringService, UnscorableInput
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,10 @@ async def unscorable_input(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc), "message": str(exc)}, status_code=422)
 
 
+async def model_not_ready(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"model not ready: {exc}"}, status_code=503)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
@@ -137,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(UnscorableInput, unscorable_input)
+    app.add_exception_handler(ModelNotReady, model_not_ready)
     app.include_router(prediction_router(services, record_model, batch_model))
     app.include_router(operations_router(services))
     app.include_router(admin_router(services))

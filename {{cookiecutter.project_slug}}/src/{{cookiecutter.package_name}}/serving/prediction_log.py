@@ -151,22 +151,20 @@ class PredictionLogger:
         self.interval = settings.prediction_log_flush_seconds
         self.shutdown_timeout = settings.prediction_log_shutdown_seconds
         # this part's own metrics, on the app's registry
-        registry = metrics.registry
+        r = metrics.registry
         self.queue_depth = Gauge(
-            "prediction_log_queue_depth",
-            "Prediction records waiting to be written",
-            registry=registry,
+            "prediction_log_queue_depth", "Prediction records waiting to be written", registry=r
         )
-        self.written = Counter(
-            "prediction_log_written", "Prediction records written", registry=registry
-        )
-        self.dropped = Counter(
-            "prediction_log_dropped",
-            "Prediction records dropped (buffer overflow or unflushed at shutdown)",
-            registry=registry,
-        )
-        self.write_errors = Counter(
-            "prediction_log_write_errors", "Failed batch writes (retried)", registry=registry
+        self.written, self.dropped, self.write_errors = (
+            Counter(name, help_text, registry=r)
+            for name, help_text in (
+                ("prediction_log_written", "Prediction records written"),
+                (
+                    "prediction_log_dropped",
+                    "Prediction records dropped (buffer overflow or unflushed at shutdown)",
+                ),
+                ("prediction_log_write_errors", "Failed batch writes (retried)"),
+            )
         )
         self.buffer: deque[dict[str, Any]] = deque()
         self.last_error: str | None = None

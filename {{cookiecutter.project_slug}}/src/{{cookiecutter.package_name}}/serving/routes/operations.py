@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -28,9 +28,7 @@ def operations_router(services: ScoringService) -> APIRouter:
     @router.get("/model", responses=NOT_READY)
     async def model_info() -> dict[str, Any]:
         """The loaded model: name, version, alias, run id, loaded-at, signature."""
-        model = services.models.current
-        if model is None:
-            raise HTTPException(503, detail=f"model not ready: {services.models.last_error}")
+        model = services.predictor()  # none loaded: 503 with the reason
         return {**model.describe(), "last_reload": services.models.reload_status.as_dict()}
 
     @router.get("/metrics", include_in_schema=False)

@@ -6,13 +6,14 @@ import time
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.requests import Request
 
+from ..predictor import Predictor
 from ..responses import NOT_READY, BatchResponse, PredictionResponse
-from ..scoring import ModelNotReady, ScoringService
+from ..scoring import ScoringService
 
 
 def _request_id(request: Request) -> str:
@@ -21,22 +22,22 @@ def _request_id(request: Request) -> str:
     return given if 0 < len(given) <= 64 and given.isprintable() else secrets.token_hex(16)
 
 
-def _json(body: dict[str, Any], model_version: str, request_id: str) -> Response:
+def _answer(model: Predictor, request_id: str, body: dict[str, Any]) -> Response:
+    """The body with the request's and the model's identity, in body and headers."""
+    identity = {"request_id": request_id, "model_name": model.name, "model_version": model.version}
     # orjson: the body holds only str/float/bool/None (scores are checked finite upstream)
     return Response(
-        orjson.dumps(body),
+        orjson.dumps(identity | body),
         media_type="application/json",
-        headers={"x-model-version": model_version, "x-request-id": request_id},
+        headers={"x-model-version": model.version, "x-request-id": request_id},
     )
-
-
-def _not_ready(exc: ModelNotReady) -> HTTPException:
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"model not ready: {exc}")
 
 
 def prediction_router(
     services: ScoringService, record_model: type[BaseModel], batch_model: type[BaseModel]
 ) -> APIRouter:
+    """The routes of the request models built from `schema.FEATURES` (see `requests.py`).
+    No model loaded: ModelNotReady, answered 503 by the app's handler."""
     router = APIRouter(tags=["predictions"])
 
     @router.post("/predict", response_model=PredictionResponse, responses=NOT_READY)
@@ -44,22 +45,12 @@ def prediction_router(
         """Score one transaction."""
         started = time.perf_counter()
         request_id = _request_id(request)
-        try:
-            model, output, cached = await services.predict_one(
-                record.model_dump(),  # type: ignore[attr-defined]
-                request_id,
-                started,
-            )
-        except ModelNotReady as exc:
-            raise _not_ready(exc) from None
-        body = {
-            **output,
-            "request_id": request_id,
-            "model_name": model.name,
-            "model_version": model.version,
-            "cached": cached,
-        }
-        return _json(body, model.version, request_id)
+        model, output, cached = await services.predict_one(
+            record.model_dump(),  # type: ignore[attr-defined]
+            request_id,
+            started,
+        )
+        return _answer(model, request_id, {**output, "cached": cached})
 
     @router.post("/predict/batch", response_model=BatchResponse, responses=NOT_READY)
     async def predict_batch(batch: batch_model, request: Request) -> Response:  # type: ignore[valid-type]
@@ -67,16 +58,7 @@ def prediction_router(
         started = time.perf_counter()
         request_id = _request_id(request)
         records = [r.model_dump() for r in batch.records]  # type: ignore[attr-defined]
-        try:
-            model, outputs = services.predict_batch(records, request_id, started)
-        except ModelNotReady as exc:
-            raise _not_ready(exc) from None
-        body = {
-            "request_id": request_id,
-            "model_name": model.name,
-            "model_version": model.version,
-            "predictions": outputs,
-        }
-        return _json(body, model.version, request_id)
+        model, outputs = services.predict_batch(records, request_id, started)
+        return _answer(model, request_id, {"predictions": outputs})
 
     return router
