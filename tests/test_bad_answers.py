@@ -10,7 +10,7 @@ from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
 from tests.combinations import BAD_ANSWERS, UNSUPPORTED
-from tests.conftest import TEMPLATE
+from tests.support import TEMPLATE
 
 
 def assert_refused(

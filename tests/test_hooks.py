@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import tomllib
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.combinations import SUPPORTED
-from tests.conftest import TEMPLATE, render_answers
+from tests.conftest import render_answers
+from tests.support import load_hook
 
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pre = _load("pre_gen_project")
-post = _load("post_gen_project")
+pre = load_hook("pre_gen_project")
+post = load_hook("post_gen_project")
 
 
 def answers(**overrides: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Baked
+from tests.support import cookiecutter_json
 from tests.upkeep.helpers import FRAMEWORK_COMPUTE, tool, tool_env
 
 pytestmark = pytest.mark.upkeep
@@ -30,12 +31,7 @@ TRAINING_ONLY = frozenset(
 )
 # What the train group must bring for each framework (the lock proves it resolves).
 FRAMEWORK_PACKAGE = {"sklearn": "scikit-learn", "xgboost": "xgboost", "pytorch": "torch"}
-TORCH_INDEX_URL = {
-    "cpu": "https://download.pytorch.org/whl/cpu",
-    "12.6": "https://download.pytorch.org/whl/cu126",
-    "12.8": "https://download.pytorch.org/whl/cu128",
-    "13.0": "https://download.pytorch.org/whl/cu130",
-}
+TORCH_INDEX_URL: dict[str, str] = cookiecutter_json()["_versions"]["torch_index"]
 OVERRIDE = os.environ.get("ML_COMPOSE_TORCH_INDEX_OVERRIDE", "https://pypi.org/simple")
 
 
