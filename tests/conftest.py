@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import TEMPLATE, run
+from tests.support import TEMPLATE, run, template_git_repo
 
 # Baking stays fast and offline in the matrix; the upkeep tests opt back in where they need it.
 os.environ.setdefault("ML_COMPOSE_SKIP_LOCK", "1")
@@ -102,6 +102,12 @@ def bake_session(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Bake
         return cache[key]
 
     return _bake
+
+
+@pytest.fixture
+def template_repo(tmp_path: Path) -> Path:
+    """A throw-away git repository holding the template's current files (one commit)."""
+    return template_git_repo(tmp_path / "template")
 
 
 # CI sets ML_COMPOSE_REQUIRE_ALL_TIERS=1: there, a skipped test is a failure, so a tier that

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -41,6 +42,33 @@ def run(
             f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
         )
     return result
+
+
+GIT = ("git", "-c", "user.name=template-test", "-c", "user.email=template-test@example.com",
+       "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main")  # fmt: skip
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run(*GIT, "add", "-A", cwd=repo)
+    run(*GIT, "commit", "-q", "-m", message, cwd=repo)
+
+
+def template_git_repo(repo: Path) -> Path:
+    """The template's current files (tracked and new, not ignored) in a fresh git repository
+    at `repo`, one commit: what `cookiecutter gh:...` or cruft clone, without touching this
+    repository's history."""
+    listed = run(
+        "git", "ls-files", "-co", "--exclude-standard", "-z", "--", "cookiecutter.json", "hooks",
+        PROJECT_DIR, cwd=TEMPLATE,
+    ).stdout.split("\0")  # fmt: skip
+    for rel in filter(None, listed):
+        source = TEMPLATE / rel
+        if source.is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / rel)
+    run(*GIT, "init", "-q", cwd=repo)
+    commit_all(repo, "template v1")
+    return repo
 
 
 @cache

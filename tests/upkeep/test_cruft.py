@@ -9,47 +9,21 @@ The template is copied into a throw-away git repository: nothing is committed to
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.support import PROJECT_DIR, TEMPLATE, run
+from tests.support import PROJECT_DIR, commit_all, run
 from tests.upkeep.helpers import tool, tool_env
 
 pytestmark = pytest.mark.upkeep
 
-GIT = ["git", "-c", "user.name=upkeep-test", "-c", "user.email=upkeep@example.com"]
-GIT += ["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]
 ANSWERS = {"project_name": "Cruft Check", "ci": "github"}
 
 
 def sh(*command: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     result = run(*command, cwd=cwd, env={**tool_env(), **(env or {})}, timeout=600)
     return result.stdout + result.stderr
-
-
-def commit_all(repo: Path, message: str) -> None:
-    sh(*GIT, "add", "-A", cwd=repo)
-    sh(*GIT, "commit", "-q", "-m", message, cwd=repo)
-
-
-@pytest.fixture
-def template_repo(tmp_path: Path) -> Path:
-    """The template's current files (tracked and new, not ignored) in a fresh git repo."""
-    listed = run(
-        "git", "ls-files", "-co", "--exclude-standard", "-z", "--", "cookiecutter.json", "hooks",
-        PROJECT_DIR, cwd=TEMPLATE,
-    ).stdout.split("\0")  # fmt: skip
-    repo = tmp_path / "template"
-    for rel in filter(None, listed):
-        source = TEMPLATE / rel
-        if source.is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, repo / rel)
-    sh(*GIT, "init", "-q", cwd=repo)
-    commit_all(repo, "template v1")
-    return repo
 
 
 # A user runs cruft like this: the generator's own shortcuts are off (lock and git init run).
