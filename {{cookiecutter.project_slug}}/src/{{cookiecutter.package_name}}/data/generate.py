@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
-from . import raw
 from ..pipeline.params import load_params
+from . import raw
 
 RISKY_MERCHANTS = ("electronics", "jewelry", "gaming", "online_retail", "travel")
 CARD_NOT_PRESENT = ("online", "phone")
