@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tomllib
 from typing import Any
@@ -128,8 +127,6 @@ def test_generator_writes_the_lock_into_the_first_commit(
     monkeypatch.setenv("PATH", tool_env()["PATH"])
     project = bake()
     assert project.has_file("uv.lock"), "post-generation hook did not write uv.lock"
-    committed = subprocess.run(
-        ["git", "ls-files", "uv.lock"], cwd=project.path, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    committed = project.run("git", "ls-files", "uv.lock").stdout.strip()
     assert committed == "uv.lock", "uv.lock is not part of the initial commit"
     project.run(tool("uv"), "lock", "--check", "--python", sys.executable, env=tool_env())
