@@ -191,6 +191,10 @@ def test_missing_or_corrupt_data_gives_one_line(repo: tuple[Path, dict[str, str]
     assert str(RAW) in line and "dvc pull" in line and "make data" in line, line
 
     (root / RAW).write_bytes(b"\x00\xff garbage \x89PNG\n" * 50)
+    refused = _make("pipeline", root, env, check=False)
+    assert refused.returncode != 0, "dvc repro would record the corrupt file as a new version"
+    (line,) = _errors(refused)
+    assert str(RAW) in line and "dvc pull" in line and "make data" in line, line
     corrupt = subprocess.run(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}", "prepare"],
         cwd=root, env=env, capture_output=True, text=True, check=False,

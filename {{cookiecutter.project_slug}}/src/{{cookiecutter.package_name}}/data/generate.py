@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     gen = params["generate"]
     out = args.out or Path(params["data"]["raw"])
     if args.if_missing:
-        wrong = raw.untracked_problem(out)
+        wrong = raw.pipeline_problem(out)
         if wrong:
             print(f"error: {wrong}", file=sys.stderr)
             return 1

@@ -69,13 +69,13 @@ def dvc_add(path: Path) -> None:
         raise RuntimeError(f"dvc add {path} failed: {reason}")
 
 
-def untracked_problem(path: Path) -> str | None:
-    """Before `make pipeline` creates data: a file without a pointer is the user's, not ours."""
+def pipeline_problem(path: Path) -> str | None:
+    """What `make pipeline` checks before `dvc repro` (which would otherwise record a replaced
+    or corrupt file as a new version by itself): a file without a pointer is the user's and
+    is never overwritten; a tracked file must be the version its pointer records."""
     if path.exists() and not pointer(path).exists():
         return (
             f"{path} is not tracked by DVC: `uv run dvc add {path}` and commit "
             f"{pointer(path)} (or delete the file and run `make data` for the example data)"
         )
-    if pointer(path).exists() and not path.exists():
-        return problem(path)
-    return None
+    return problem(path) if pointer(path).exists() else None
