@@ -1,12 +1,13 @@
 """Finish a freshly generated project.
 
-Runs inside the generated project directory. Everything that depends on a combination of
-answers is decided here, in tables, so Dockerfiles, Compose files, CI YAML and pre-commit
-config stay free of Jinja:
+Runs inside the generated project directory. What depends on a combination of answers is
+decided here, in tables, rather than by Jinja in the files (the CI YAML and pre-commit config
+carry none; the Dockerfile and Compose files keep Jinja only for the names and the services
+an option adds, and tests/test_bake.py checks every rendered file stays readable):
 
 * which files exist (REMOVE_WHEN: answer -> paths to delete),
 * which base images and wheel source the builds use (written to `.env.example` / `.env`
-  and, for PyTorch, to `pyproject.toml`),
+  and, for PyTorch, to `pyproject.toml`), from the `_versions` table of cookiecutter.json,
 * the secrets of the local `.env` (random, never committed).
 
 Tests import this module and call the functions with explicit answers and directories.
@@ -58,21 +59,6 @@ REMOVE_WHEN: dict[tuple[str, Any], tuple[str, ...]] = {
     ("open_source_license", "Proprietary"): (),
 }
 
-# Base images. CPU images come from python:<version>-slim; CUDA images are NVIDIA's runtime
-# images (Python is added in the Dockerfile). CUDA_IMAGES maps the cuda_version answer.
-CUDA_IMAGES = {
-    "12.6": "nvidia/cuda:12.6.3-runtime-ubuntu24.04",
-    "12.8": "nvidia/cuda:12.8.1-runtime-ubuntu24.04",
-    "13.0": "nvidia/cuda:13.0.2-runtime-ubuntu24.04",
-}
-# PyTorch wheel indexes: CPU-only wheels, or the CUDA build matching the base image.
-TORCH_INDEXES = {
-    "cpu": "https://download.pytorch.org/whl/cpu",
-    "12.6": "https://download.pytorch.org/whl/cu126",
-    "12.8": "https://download.pytorch.org/whl/cu128",
-    "13.0": "https://download.pytorch.org/whl/cu130",
-}
-
 # Keys of .env.example whose placeholder is replaced by a fresh random value in .env.
 SECRET_KEYS = ("POSTGRES_PASSWORD", "ADMIN_TOKEN", "GRAFANA_ADMIN_PASSWORD")
 PLACEHOLDER = "change-me"
@@ -108,10 +94,11 @@ def build_settings(answers: Mapping[str, Any]) -> dict[str, str]:
     """
     python = str(answers["python_version"])
     cuda = answers["compute"] == "cuda"
+    versions = answers["_versions"]
     return {
         "PYTHON_VERSION": python,
         "CPU_BASE_IMAGE": f"python:{python}-slim",
-        "CUDA_BASE_IMAGE": CUDA_IMAGES[str(answers["cuda_version"])],
+        "CUDA_BASE_IMAGE": versions["cuda"][str(answers["cuda_version"])]["base_image"],
         "COMPUTE": "cuda" if cuda else "cpu",
     }
 
@@ -126,7 +113,7 @@ def torch_source(answers: Mapping[str, Any]) -> str:
         "\n# Chosen by hooks/post_gen_project.py: CPU and CUDA wheels are mutually exclusive.\n"
         "[[tool.uv.index]]\n"
         f'name = "{name}"\n'
-        f'url = "{TORCH_INDEXES[key]}"\n'
+        f'url = "{answers["_versions"]["torch_index"][key]}"\n'
         "explicit = true\n\n"
         "[tool.uv.sources]\n"
         "torch = { index = " + f'"{name}"' + " }\n"
@@ -229,7 +216,7 @@ def next_steps(answers: Mapping[str, Any], git_done: bool) -> str:
     steps = [
         f"cd {slug}",
         "make install        # uv sync: train + serve + dev groups",
-        "make pipeline       # dvc repro: data -> train -> evaluate -> register champion",
+        "make pipeline       # example data (DVC-tracked), then dvc repro -> champion",
         "make serve          # http://127.0.0.1:8000/docs",
         "make up             # or: the whole stack in Docker Compose",
     ]

@@ -54,24 +54,29 @@ DEPENDENCY_IMPORTS = frozenset(
     }
 )
 
+# The choice lists of cookiecutter.json, checked again here because replayed answers bypass
+# cookiecutter's own check (tests/test_hooks.py fails when the two differ). The CUDA versions
+# and which framework has wheels for each come from the `_versions` table of cookiecutter.json.
 CHOICES: dict[str, tuple[str, ...]] = {
     "open_source_license": ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"),
     "python_version": ("3.13", "3.12", "3.11"),
     "model_framework": ("sklearn", "xgboost", "pytorch"),
     "compute": ("cpu", "cuda"),
-    "cuda_version": ("12.8", "12.6", "13.0"),
     "monitoring": ("none", "prometheus-grafana"),
     "dvc_remote": ("local", "s3", "gcs", "azure", "ssh"),
     "ci": ("github", "gitlab", "none"),
 }
 BOOLEANS = ("use_redis_cache", "use_prediction_logging")
 
-# CUDA versions each framework publishes wheels for: PyTorch has cu126/cu128/cu130 indexes;
-# the xgboost wheel on PyPI is built against CUDA 12 only.
-CUDA_WHEELS: dict[str, tuple[str, ...]] = {
-    "pytorch": ("12.6", "12.8", "13.0"),
-    "xgboost": ("12.6", "12.8"),
-}
+
+def cuda_table(a: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """cookiecutter.json `_versions.cuda`: CUDA version -> base image and frameworks."""
+    return dict((a.get("_versions") or {}).get("cuda", {}))
+
+
+def choices(a: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    return {**CHOICES, "cuda_version": tuple(cuda_table(a))}
+
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -122,7 +127,7 @@ def _check_identity(a: Mapping[str, Any]) -> list[str]:
 
 def _check_choices(a: Mapping[str, Any]) -> list[str]:
     errors = []
-    for key, allowed in CHOICES.items():
+    for key, allowed in choices(a).items():
         if a.get(key) not in allowed:
             errors.append(
                 f"{key} {a.get(key)!r} is not supported: choose one of {', '.join(allowed)}."
@@ -142,8 +147,9 @@ def _check_compute(a: Mapping[str, Any]) -> list[str]:
             "compute=cuda needs a GPU framework: scikit-learn has no GPU path. "
             "Use model_framework=xgboost or pytorch, or compute=cpu."
         ]
-    wheels = CUDA_WHEELS.get(str(framework), ())
-    if a.get("cuda_version") in CHOICES["cuda_version"] and a.get("cuda_version") not in wheels:
+    table = cuda_table(a)
+    wheels = tuple(v for v, row in table.items() if framework in row["frameworks"])
+    if a.get("cuda_version") in table and a.get("cuda_version") not in wheels:
         return [
             f"cuda_version {a.get('cuda_version')} has no {framework} wheels: "
             f"choose one of {', '.join(wheels)}."

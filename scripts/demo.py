@@ -1,9 +1,9 @@
 """`make demo`: the whole host path of a generated project, end to end.
 
 Bakes the default project into .baked/demo, installs it with uv, runs the pipeline
-(`make pipeline`: data -> train -> evaluate -> register -> champion), starts the model server,
-sends one prediction and prints the answer. Embedded defaults only: SQLite, local files, no
-Redis, no Docker.
+(`make pipeline`: example data tracked by DVC, prepare -> train -> evaluate -> champion), starts
+the model server, sends one prediction and prints the answer. Embedded defaults only: SQLite,
+local files, no Redis, no Docker.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def main() -> int:
     project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(OUT)))
     step("install (uv sync)")
     run(["make", "install"], project, env)
-    step("pipeline (dvc repro)")
+    step("pipeline (make data + dvc repro)")
     run(["make", "pipeline"], project, env)
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -1,7 +1,8 @@
 """Named answer sets: what must bake, what the hook must refuse, and which files each option owns.
 
 SUPPORTED covers every option value at least once and every pair of compute x model_framework,
-compute x python_version and model_framework x python_version.
+compute x python_version and model_framework x python_version that the hook accepts
+(tests/test_combinations.py checks it against cookiecutter.json).
 """
 
 from __future__ import annotations

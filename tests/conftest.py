@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+from tests.support import TEMPLATE, run, template_git_repo
 
 # Baking stays fast and offline in the matrix; the upkeep tests opt back in where they need it.
 os.environ.setdefault("ML_COMPOSE_SKIP_LOCK", "1")
@@ -56,21 +56,7 @@ class Baked:
         env: dict[str, str] | None = None,
         timeout: int = 900,
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            command,
-            cwd=self.path,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **(env or {})},
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(command)} exited {result.returncode}\n"
-                f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-            )
-        return result
+        return run(*command, cwd=self.path, env=env, check=check, timeout=timeout)
 
 
 @pytest.fixture
@@ -116,6 +102,12 @@ def bake_session(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Bake
         return cache[key]
 
     return _bake
+
+
+@pytest.fixture
+def template_repo(tmp_path: Path) -> Path:
+    """A throw-away git repository holding the template's current files (one commit)."""
+    return template_git_repo(tmp_path / "template")
 
 
 # CI sets ML_COMPOSE_REQUIRE_ALL_TIERS=1: there, a skipped test is a failure, so a tier that

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from tests.combinations import CONDITIONAL_FILES, GENERATED_BY_HOOK, SUPPORTED, Answers
-from tests.conftest import TEMPLATE, Baked, render_answers
+from tests.conftest import Baked, render_answers
+from tests.support import PROJECT_TEMPLATE
 
-PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 # Other tools use `{{ }}` too (Actions expressions, Grafana legends, `docker inspect -f`), so a
 # leftover is any Jinja statement/comment or any mention of a cookiecutter variable.
 UNRENDERED = re.compile(r"\{\{-?\s*cookiecutter|\{%|\{#-?\s|cookiecutter\.")
@@ -71,6 +71,42 @@ def test_nothing_left_unrendered(baked: Baked) -> None:
     assert offenders == []
 
 
+# Readability of what Jinja leaves behind. A line the render produced (it is not a line of the
+# template file) stays within LINE_LIMIT; Markdown table rows cannot wrap and are exempt, and
+# so are data files nobody reads line by line.
+LINE_LIMIT = 120
+BLANK_RUN_LIMIT = 2
+NOT_READ_AS_TEXT = (".json", ".lock", ".csv", ".svg")
+
+
+def template_source(rel: str, package: str) -> Path:
+    return PROJECT_TEMPLATE / rel.replace(package, "{{cookiecutter.package_name}}", 1)
+
+
+def test_rendered_files_stay_readable(baked: Baked) -> None:
+    offenders = []
+    for rel in sorted(baked.files()):
+        source = template_source(rel, baked.package)
+        if rel.endswith(NOT_READ_AS_TEXT) or not source.is_file():
+            continue  # data files, and files the hook writes (.env)
+        try:
+            text = baked.read(rel)
+        except UnicodeDecodeError:
+            continue
+        authored = set(source.read_text(encoding="utf-8").splitlines())
+        blanks = 0
+        for number, line in enumerate(text.splitlines(), 1):
+            blanks = blanks + 1 if not line.strip() else 0
+            if blanks > BLANK_RUN_LIMIT:
+                offenders.append(f"{rel}:{number}: {blanks} blank lines in a row")
+            rendered = line not in authored
+            if rendered and len(line) > LINE_LIMIT and not line.lstrip().startswith("|"):
+                offenders.append(f"{rel}:{number}: {len(line)} characters: {line[:60]}...")
+        if text.endswith("\n\n"):
+            offenders.append(f"{rel}: blank lines at the end")
+    assert offenders == [], "\n".join(offenders)
+
+
 class _AnyTagLoader(yaml.SafeLoader):
     """Safe loading that accepts tool-specific tags such as GitLab's !reference."""
 
@@ -79,20 +115,25 @@ _AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def test_config_files_parse(baked: Baked) -> None:
-    checked = 0
+    parsed = set()
     for rel in sorted(baked.files()):
         path = baked.path / rel
         if rel.endswith(".toml"):
             tomllib.loads(path.read_text())
-        elif rel.endswith((".yaml", ".yml")) or rel in {".dvc/config"}:
-            if rel.endswith((".yaml", ".yml")):
-                list(yaml.load_all(path.read_text(), Loader=_AnyTagLoader))
+        elif rel.endswith((".yaml", ".yml")):
+            list(yaml.load_all(path.read_text(), Loader=_AnyTagLoader))
         elif rel.endswith(".json"):
             json.loads(path.read_text())
+        elif rel == ".dvc/config":
+            config = configparser.ConfigParser()
+            config.read_string(path.read_text())  # DVC's config is INI
+            assert config["core"]["remote"] in {
+                section.split('"')[1] for section in config.sections() if "remote" in section
+            }, "the default remote is not defined"
         else:
             continue
-        checked += 1
-    assert checked >= 1
+        parsed.add(rel)
+    assert {"pyproject.toml", "dvc.yaml", "params.yaml", "compose.yaml", ".dvc/config"} <= parsed
     pyproject = tomllib.loads(baked.read("pyproject.toml"))
     assert pyproject["project"]["name"] == baked.context["project_slug"]
     assert pyproject["project"]["scripts"][baked.package] == f"{baked.package}.cli:main"
@@ -127,15 +168,8 @@ def test_git_repository_with_first_commit(bake) -> None:  # type: ignore[no-unty
     project = bake()
     if shutil.which("git") is None:
         pytest.skip("git is not installed: the hook skips `git init` by design")
-    log = subprocess.run(
-        ["git", "log", "--oneline"], cwd=project.path, capture_output=True, text=True, check=True
-    )
-    assert "Initial commit from ml-compose" in log.stdout
-    status = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=project.path, capture_output=True, text=True
-    )
+    assert "Initial commit from ml-compose" in project.run("git", "log", "--oneline").stdout
+    status = project.run("git", "status", "--porcelain")
     assert status.stdout == "", "generation leaves a clean work tree (.env is ignored)"
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=project.path, capture_output=True, text=True
-    ).stdout.split()
+    tracked = project.run("git", "ls-files").stdout.split()
     assert ".env" not in tracked and ".env.example" in tracked

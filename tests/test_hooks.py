@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import importlib.util
+import re
 import tomllib
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.combinations import SUPPORTED
-from tests.conftest import TEMPLATE, render_answers
+from tests.conftest import render_answers
+from tests.support import (
+    PROJECT_TEMPLATE,
+    cookiecutter_json,
+    cuda_versions,
+    framework_compute,
+    load_hook,
+    option_choices,
+)
 
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pre = _load("pre_gen_project")
-post = _load("post_gen_project")
+pre = load_hook("pre_gen_project")
+post = load_hook("post_gen_project")
 
 
 def answers(**overrides: Any) -> dict[str, Any]:
@@ -71,40 +69,71 @@ def test_remove_paths_handles_files_folders_and_absent_paths(tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_hooks_accept_exactly_the_choices_of_cookiecutter_json() -> None:
+    offered = option_choices()
+    accepted = {**pre.choices(answers()), **{key: (True, False) for key in pre.BOOLEANS}}
+    assert {k: set(v) for k, v in accepted.items()} == {k: set(v) for k, v in offered.items()}
+    for key, values in offered.items():
+        for value in values:
+            errors = pre.validate(answers(**{key: value}))
+            assert not any("is not supported" in e or "must be true" in e for e in errors), errors
+        assert any(key in e for e in pre.validate({**answers(), key: "no-such-value"}))
+
+
+def test_version_table_is_complete() -> None:
+    table = cuda_versions()
+    assert set(table) == set(option_choices()["cuda_version"])
+    gpu_frameworks = set(option_choices()["model_framework"]) - {"sklearn"}
+    assert all(set(row["frameworks"]) <= gpu_frameworks for row in table.values())
+    torch = cookiecutter_json()["_versions"]["torch_index"]
+    assert set(torch) == {"cpu"} | {v for v, row in table.items() if "pytorch" in row["frameworks"]}
+    # What the hooks refuse per framework is what the table says has no wheels.
+    for version, row in table.items():
+        for framework in gpu_frameworks:
+            errors = pre.validate(
+                answers(model_framework=framework, compute="cuda", cuda_version=version)
+            )
+            assert (errors == []) == (framework in row["frameworks"]), (version, framework, errors)
+
+
 @pytest.mark.parametrize(
-    ("overrides", "train_image"),
-    [
-        ({}, "python:3.13-slim"),
-        ({"python_version": "3.11"}, "python:3.11-slim"),
-        (
-            {"model_framework": "xgboost", "compute": "cuda", "cuda_version": "12.6"},
-            "nvidia/cuda:12.6.3-runtime-ubuntu24.04",
-        ),
-        (
-            {"model_framework": "pytorch", "compute": "cuda", "cuda_version": "13.0"},
-            "nvidia/cuda:13.0.2-runtime-ubuntu24.04",
-        ),
-    ],
+    "overrides",
+    [{}, {"python_version": "3.11"}, *framework_compute().values()],
+    ids=["default", "py311", *framework_compute()],
 )
-def test_base_images_follow_compute(overrides: dict[str, Any], train_image: str) -> None:
-    settings = post.build_settings(answers(**overrides))
+def test_base_images_follow_compute(overrides: dict[str, Any]) -> None:
+    context = answers(**overrides)
+    cuda = overrides.get("compute") == "cuda"
+    train_image = (
+        cuda_versions()[context["cuda_version"]]["base_image"]
+        if cuda
+        else f"python:{context['python_version']}-slim"
+    )
+    settings = post.build_settings(context)
     base = "CUDA_BASE_IMAGE" if settings["COMPUTE"] == "cuda" else "CPU_BASE_IMAGE"
     assert settings[base] == train_image  # the base of the `training` service's image
     assert settings["CPU_BASE_IMAGE"].startswith("python:")
     assert settings["COMPUTE"] == overrides.get("compute", "cpu")
 
 
+def test_fallback_images_in_compose_and_dockerfile_are_in_the_table() -> None:
+    images = {row["base_image"] for row in cuda_versions().values()}
+    for rel in ("compose.yaml", "docker/Dockerfile"):
+        text = (PROJECT_TEMPLATE / rel).read_text(encoding="utf-8")
+        named = set(re.findall(r"nvidia/cuda:[\w.-]+", text))
+        assert named and named <= images, f"{rel} names {named - images}, not in _versions"
+    gpu_doc = (PROJECT_TEMPLATE / "docs" / "gpu.md").read_text(encoding="utf-8")
+    assert all(f"`{image}`" in gpu_doc for image in images), "docs/gpu.md lacks a CUDA image"
+
+
 @pytest.mark.parametrize(
-    ("overrides", "index"),
-    [
-        ({"model_framework": "pytorch"}, "https://download.pytorch.org/whl/cpu"),
-        (
-            {"model_framework": "pytorch", "compute": "cuda", "cuda_version": "12.8"},
-            "https://download.pytorch.org/whl/cu128",
-        ),
-    ],
+    "overrides",
+    [c for c in framework_compute().values() if c["model_framework"] == "pytorch"],
+    ids=[name for name in framework_compute() if name.startswith("pytorch")],
 )
-def test_torch_wheel_source_is_exclusive(overrides: dict[str, Any], index: str) -> None:
+def test_torch_wheel_source_is_exclusive(overrides: dict[str, Any]) -> None:
+    key = overrides.get("cuda_version", "cpu")
+    index = cookiecutter_json()["_versions"]["torch_index"][key]
     block = post.torch_source(answers(**overrides))
     parsed = tomllib.loads(block)
     assert [i["url"] for i in parsed["tool"]["uv"]["index"]] == [index]

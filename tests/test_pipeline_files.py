@@ -53,7 +53,13 @@ def test_one_model_module_and_its_parameters(bake: Any, framework: str) -> None:
     assert key in params["train"]
     assert params["train"]["device"] == compute
     stages = yaml.safe_load(project.read("dvc.yaml"))["stages"]
-    assert list(stages) == ["generate", "prepare", "train", "evaluate", "promote"]
+    assert list(stages) == ["prepare", "train", "evaluate", "promote"]
+    # The first stage reads the DVC-tracked raw file (params.yaml data.raw), not a stage output.
+    assert "${data.raw}" in stages["prepare"]["deps"]
+    assert params["data"]["raw"].startswith("data/raw/")
+    assert project.read("data/raw/.gitignore").splitlines() == [
+        "/" + params["data"]["raw"].rsplit("/", 1)[1]
+    ]
     for stage in stages.values():
         for dep in stage.get("deps", []):
             if dep.startswith("src/"):

@@ -4,30 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEMPLATE
+from tests.support import TEMPLATE, run
 
 pytestmark = pytest.mark.slow
 
 
 def test_demo_bakes_trains_serves_predicts_and_benchmarks(tmp_path: Path) -> None:
-    env = {**os.environ, "ML_COMPOSE_DEMO_DIR": str(tmp_path / "demo")}
-    env.pop("ML_COMPOSE_SKIP_LOCK", None)  # the demo is a real first run, lock included
-    result = subprocess.run(
-        [sys.executable, str(TEMPLATE / "scripts" / "demo.py")],
-        cwd=TEMPLATE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
+    # The demo is a real first run, lock included (the hook skips it only for "1").
+    env = {"ML_COMPOSE_DEMO_DIR": str(tmp_path / "demo"), "ML_COMPOSE_SKIP_LOCK": ""}
+    result = run(
+        sys.executable, TEMPLATE / "scripts" / "demo.py", cwd=TEMPLATE, env=env, timeout=1500
     )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     answer = json.loads(result.stdout.rsplit("\n-> ", 1)[1].split("\n\nThe project is in")[0])
     assert answer["label"] in {"legit", "fraud"}
     assert answer["model_version"] == "1"
@@ -41,16 +33,7 @@ def check_bench(project: Path, report: Path) -> None:
     asserted (a benchmark's numbers are read, not tested); both load generators run."""
     for client, extra in (("wrk", ""), ("asyncio", " --skip-mlflow")):
         args = f"--duration 1 --client {client} --output {report}{extra}"
-        result = subprocess.run(
-            ["make", "bench", f"BENCH_ARGS={args}"],
-            cwd=project,
-            env=os.environ,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        run("make", "bench", f"BENCH_ARGS={args}", cwd=project, timeout=900)
         data = json.loads(report.read_text())
         cases = {(r["server"], r["case"], r["concurrency"]): r for r in data["rows"]}
         expected = {

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import framework_compute
+
 # The template's venv (uv run / make test) holds every tool this tier uses; its bin comes first
 # so a pyenv shim or an unrelated global install never answers instead.
 VENV_BIN = Path(sys.executable).parent
@@ -27,14 +29,5 @@ def tool_env() -> dict[str, str]:
     return {"PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-# Every framework x compute x CUDA version the pre-generation hook accepts.
-FRAMEWORK_COMPUTE: dict[str, dict[str, str]] = {
-    "sklearn-cpu": {"model_framework": "sklearn", "compute": "cpu"},
-    "xgboost-cpu": {"model_framework": "xgboost", "compute": "cpu"},
-    "xgboost-cuda126": {"model_framework": "xgboost", "compute": "cuda", "cuda_version": "12.6"},
-    "xgboost-cuda128": {"model_framework": "xgboost", "compute": "cuda", "cuda_version": "12.8"},
-    "pytorch-cpu": {"model_framework": "pytorch", "compute": "cpu"},
-    "pytorch-cuda126": {"model_framework": "pytorch", "compute": "cuda", "cuda_version": "12.6"},
-    "pytorch-cuda128": {"model_framework": "pytorch", "compute": "cuda", "cuda_version": "12.8"},
-    "pytorch-cuda130": {"model_framework": "pytorch", "compute": "cuda", "cuda_version": "13.0"},
-}
+# Every framework x compute x CUDA version the version table of cookiecutter.json offers.
+FRAMEWORK_COMPUTE: dict[str, dict[str, str]] = framework_compute()

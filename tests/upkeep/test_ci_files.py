@@ -10,12 +10,11 @@ import pytest
 import yaml
 
 from tests.combinations import SUPPORTED
-from tests.conftest import TEMPLATE
+from tests.support import PROJECT_TEMPLATE
 from tests.upkeep.helpers import tool, tool_env
 
 pytestmark = pytest.mark.upkeep
 
-PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 WORKFLOWS = ".github/workflows"
 
 

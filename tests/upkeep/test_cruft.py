@@ -9,63 +9,21 @@ The template is copied into a throw-away git repository: nothing is committed to
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEMPLATE
-from tests.upkeep.helpers import VENV_BIN, tool
+from tests.support import PROJECT_DIR, commit_all, run
+from tests.upkeep.helpers import tool, tool_env
 
 pytestmark = pytest.mark.upkeep
 
-GIT = ["git", "-c", "user.name=upkeep-test", "-c", "user.email=upkeep@example.com"]
-GIT += ["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]
-PROJECT_DIR = "{{cookiecutter.project_slug}}"
 ANSWERS = {"project_name": "Cruft Check", "ci": "github"}
 
 
 def sh(*command: str, cwd: Path, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})},
-    )
-    assert result.returncode == 0, (
-        f"{' '.join(command)} exited {result.returncode}\n{result.stdout[-4000:]}\n"
-        f"{result.stderr[-4000:]}"
-    )
+    result = run(*command, cwd=cwd, env={**tool_env(), **(env or {})}, timeout=600)
     return result.stdout + result.stderr
-
-
-def commit_all(repo: Path, message: str) -> None:
-    sh(*GIT, "add", "-A", cwd=repo)
-    sh(*GIT, "commit", "-q", "-m", message, cwd=repo)
-
-
-@pytest.fixture
-def template_repo(tmp_path: Path) -> Path:
-    """The template's current files (tracked and new, not ignored) in a fresh git repo."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z", "--", "cookiecutter.json",
-         "hooks", PROJECT_DIR],
-        cwd=TEMPLATE, capture_output=True, text=True, check=True,
-    ).stdout.split("\0")  # fmt: skip
-    repo = tmp_path / "template"
-    for rel in filter(None, listed):
-        source = TEMPLATE / rel
-        if source.is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, repo / rel)
-    sh(*GIT, "init", "-q", cwd=repo)
-    commit_all(repo, "template v1")
-    return repo
 
 
 # A user runs cruft like this: the generator's own shortcuts are off (lock and git init run).
@@ -109,9 +67,7 @@ def test_cruft_update_applies_a_later_template_commit(template_repo: Path, tmp_p
     tmpl_makefile.write_text("# Template v2 note.\n" + tmpl_makefile.read_text())
     commit_all(template_repo, "template v2")
 
-    check = subprocess.run(
-        [cruft, "check"], cwd=project, capture_output=True, text=True, check=False
-    )
+    check = run(cruft, "check", cwd=project, check=False)
     assert check.returncode != 0, "cruft check must report the project as out of date"
 
     log = sh(cruft, "update", "--skip-apply-ask", cwd=project, env=USER_ENV)

@@ -7,13 +7,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.combinations import SUPPORTED
 from tests.conftest import Baked
+from tests.support import run
 
 # One worker runs them all, so Mermaid is installed once per session.
 pytestmark = [pytest.mark.upkeep, pytest.mark.xdist_group("mermaid")]
@@ -45,12 +45,10 @@ def mermaid_parser() -> Path:
     cache = Path(os.environ.get("ML_COMPOSE_NPM_CACHE", default))
     cache.mkdir(parents=True, exist_ok=True)
     if not (cache / "node_modules" / "mermaid").exists():
-        result = subprocess.run(
-            ["npm", "install", "--no-save", "--silent", "--prefix", str(cache),
-             f"mermaid@{MERMAID_VERSION}", "jsdom"],
-            capture_output=True, text=True, timeout=600, check=False,
+        run(
+            "npm", "install", "--no-save", "--silent", "--prefix", cache,
+            f"mermaid@{MERMAID_VERSION}", "jsdom", cwd=cache, timeout=600,
         )  # fmt: skip
-        assert result.returncode == 0, f"npm install mermaid failed:\n{result.stderr[-3000:]}"
     script = cache / "parse.mjs"
     script.write_text(PARSE_JS, encoding="utf-8")
     return script
@@ -63,10 +61,7 @@ def markdown_files(project: Baked) -> list[Path]:
 @pytest.mark.parametrize("name", list(SUPPORTED))
 def test_docs_render_cleanly(name: str, bake, mermaid_parser: Path) -> None:  # type: ignore[no-untyped-def]
     project = bake(**SUPPORTED[name])
-    result = subprocess.run(
-        ["node", str(mermaid_parser), str(project.path / "README.md")],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = project.run("node", str(mermaid_parser), str(project.path / "README.md"), check=False)
     assert result.returncode == 0, f"{name}: Mermaid does not parse: {result.stderr}"
 
     for page in markdown_files(project):

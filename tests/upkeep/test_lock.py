@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tomllib
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Baked
+from tests.support import cookiecutter_json
 from tests.upkeep.helpers import FRAMEWORK_COMPUTE, tool, tool_env
 
 pytestmark = pytest.mark.upkeep
@@ -30,12 +30,7 @@ TRAINING_ONLY = frozenset(
 )
 # What the train group must bring for each framework (the lock proves it resolves).
 FRAMEWORK_PACKAGE = {"sklearn": "scikit-learn", "xgboost": "xgboost", "pytorch": "torch"}
-TORCH_INDEX_URL = {
-    "cpu": "https://download.pytorch.org/whl/cpu",
-    "12.6": "https://download.pytorch.org/whl/cu126",
-    "12.8": "https://download.pytorch.org/whl/cu128",
-    "13.0": "https://download.pytorch.org/whl/cu130",
-}
+TORCH_INDEX_URL: dict[str, str] = cookiecutter_json()["_versions"]["torch_index"]
 OVERRIDE = os.environ.get("ML_COMPOSE_TORCH_INDEX_OVERRIDE", "https://pypi.org/simple")
 
 
@@ -132,8 +127,6 @@ def test_generator_writes_the_lock_into_the_first_commit(
     monkeypatch.setenv("PATH", tool_env()["PATH"])
     project = bake()
     assert project.has_file("uv.lock"), "post-generation hook did not write uv.lock"
-    committed = subprocess.run(
-        ["git", "ls-files", "uv.lock"], cwd=project.path, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    committed = project.run("git", "ls-files", "uv.lock").stdout.strip()
     assert committed == "uv.lock", "uv.lock is not part of the initial commit"
     project.run(tool("uv"), "lock", "--check", "--python", sys.executable, env=tool_env())

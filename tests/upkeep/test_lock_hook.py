@@ -3,22 +3,16 @@ reports (instead of raising) when uv cannot resolve."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEMPLATE
+from tests.support import load_hook
 from tests.upkeep.helpers import tool, tool_env
 
 pytestmark = pytest.mark.upkeep
 
-spec = importlib.util.spec_from_file_location(
-    "post_gen_project", TEMPLATE / "hooks" / "post_gen_project.py"
-)
-assert spec and spec.loader
-post = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(post)
+post = load_hook("post_gen_project")
 
 PYPROJECT = """[project]
 name = "lock-probe"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import PROJECT_TEMPLATE
 from tests.upkeep.helpers import tool, tool_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.upkeep, pytest.mark.xdist_group("port-8000")]
@@ -36,9 +37,7 @@ def port_free(port: int) -> bool:
 
 
 def test_readme_blocks_are_found() -> None:
-    from tests.conftest import TEMPLATE
-
-    readme = (TEMPLATE / "{{cookiecutter.project_slug}}" / "README.md").read_text()
+    readme = (PROJECT_TEMPLATE / "README.md").read_text()
     blocks = quickstart_blocks(readme)
     assert [background for background, _ in blocks] == [False, True, False], blocks
     assert "make install" in blocks[0][1] and "make serve" in blocks[1][1]

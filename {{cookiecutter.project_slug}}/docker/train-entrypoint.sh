@@ -1,11 +1,13 @@
 #!/bin/sh
-# Training container: pull the data version with DVC when a remote is reachable, then run the
-# command (default: `dvc repro`, the whole pipeline). Arguments pass through unchanged; when
-# the first one is an option (`--force`, `-s train`), it is given to `dvc repro`.
+# Training container: `dvc pull` the data version its pointers (data/raw/*.dvc, dvc.lock)
+# record, then run the command (default: `dvc repro`, the whole pipeline). Arguments pass
+# through unchanged; when the first one is an option (`--force`, `-s train`), it is given to
+# `dvc repro`. Before `dvc repro`, as `make pipeline` does: a project whose raw data has no
+# pointer yet gets the example data (written and `dvc add`ed); a pointer whose file could not
+# be pulled stops here with one line naming the file.
 #
 #   DVC_PULL=auto  (default) pull when a default remote is configured; if the pull fails
-#                  (remote not mounted, no credentials, nothing pushed yet) warn and go on:
-#                  the pipeline regenerates what it needs.
+#                  (remote not mounted, no credentials, nothing pushed yet) warn and go on.
 #   DVC_PULL=1     a failed pull is an error.      DVC_PULL=0  never pull.
 #   DVC_REMOTE_URL overrides the default remote's URL for this container only.
 set -eu
@@ -42,5 +44,8 @@ if [ $# -eq 0 ]; then
     set -- dvc repro
 elif [ "${1#-}" != "$1" ]; then
     set -- dvc repro "$@"
+fi
+if [ "$1" = dvc ] && [ "${2:-}" = repro ]; then
+    python -m {{ cookiecutter.package_name }} generate --track --if-missing
 fi
 exec "$@"

@@ -9,6 +9,7 @@ intercept solved so that the positive rate matches `fraud_rate`.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pandas as pd
 
 from .. import schema
 from ..pipeline.params import load_params
+from . import raw
 
 RISKY_MERCHANTS = ("electronics", "jewelry", "gaming", "online_retail", "travel")
 CARD_NOT_PRESENT = ("online", "phone")
@@ -121,15 +123,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, help="default: params.yaml generate.rows")
     parser.add_argument("--seed", type=int, help="default: params.yaml generate.seed")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument(
+        "--track", action="store_true", help="`dvc add` the file (writes its .dvc pointer)"
+    )
+    parser.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="only when the file has no DVC pointer yet (what `make pipeline` runs first)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     gen = params["generate"]
     out = args.out or Path(params["data"]["raw"])
+    if args.if_missing:
+        wrong = raw.pipeline_problem(out)
+        if wrong:
+            print(f"error: {wrong}", file=sys.stderr)
+            return 1
+        if raw.pointer(out).exists():
+            return 0
     rows = args.rows if args.rows is not None else int(gen["rows"])
     seed = args.seed if args.seed is not None else int(gen["seed"])
     frame = generate(rows, seed, float(gen.get("fraud_rate", 0.03)))
     write_csv(frame, out)
     print(f"wrote {len(frame):,} rows ({frame[schema.TARGET].mean():.2%} fraud) to {out}")
+    if args.track:
+        try:
+            raw.dvc_add(out)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"tracked by DVC: commit {raw.pointer(out)}, then `uv run dvc push`")
     return 0

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from . import raw
 
 
 class DataValidationError(ValueError):
@@ -16,15 +17,17 @@ class DataValidationError(ValueError):
 
 def read_table(path: Path) -> pd.DataFrame:
     path = Path(path)
-    if not path.exists():
-        raise DataValidationError(
-            f"{path} not found: run `dvc pull` to fetch the versioned data "
-            "(or `dvc repro` to generate the example dataset)"
-        )
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    # Everything as text first: types are checked (and converted) by `validate`.
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    wrong = raw.problem(path)
+    if wrong:
+        raise DataValidationError(wrong)
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        # Everything as text first: types are checked (and converted) by `validate`.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except (ValueError, OSError, UnicodeDecodeError) as exc:  # pandas' parser errors included
+        reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:120]
+        raise DataValidationError(f"{path} cannot be read ({reason}): {raw.FIX}") from exc
 
 
 def validate(
