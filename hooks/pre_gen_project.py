@@ -64,7 +64,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dvc_remote": ("local", "s3", "gcs", "azure", "ssh"),
     "ci": ("github", "gitlab", "none"),
 }
-BOOLEANS = ("use_redis_cache", "use_prediction_logging")
+BOOLEANS = ("use_redis_cache", "use_prediction_logging", "use_kubernetes")
 
 # CUDA versions each framework publishes wheels for: PyTorch has cu126/cu128/cu130 indexes;
 # the xgboost wheel on PyPI is built against CUDA 12 only.
