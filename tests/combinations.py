@@ -17,7 +17,6 @@ SUPPORTED: dict[str, Answers] = {
         "python_version": "3.11",
         "use_redis_cache": False,
         "use_prediction_logging": False,
-        "use_kubernetes": False,
         "ci": "none",
         "open_source_license": "Proprietary",
         "dvc_remote": "s3",
@@ -32,6 +31,7 @@ SUPPORTED: dict[str, Answers] = {
     "xgboost-cpu-py313": {
         "model_framework": "xgboost",
         "dvc_remote": "azure",
+        "use_kubernetes": False,
         "open_source_license": "Apache-2.0",
     },
     "xgboost-cpu-py311-nocache": {
