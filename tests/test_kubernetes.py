@@ -190,7 +190,10 @@ def container_env(container: dict[str, Any], docs: list[dict[str, Any]]) -> dict
 def mounted_secret_files(spec: dict[str, Any], mount: str = "/run/secrets") -> set[str]:
     files: set[str] = set()
     names = {
-        m["name"] for c in spec["containers"] for m in c.get("volumeMounts", []) if m["mountPath"] == mount
+        m["name"]
+        for c in spec["containers"]
+        for m in c.get("volumeMounts", [])
+        if m["mountPath"] == mount
     }
     for volume in spec.get("volumes", []):
         if volume["name"] in names:
@@ -204,12 +207,10 @@ def mounted_secret_files(spec: dict[str, Any], mount: str = "/run/secrets") -> s
 
 def test_every_kustomization_renders_and_validates_strictly(project: Project) -> None:
     kustomizations = project.kustomizations()
-    assert {"base", "overlays/dev", "overlays/prod", "overlays/prod-kserve"} <= set(
-        kustomizations
-    )
-    assert {f"jobs/{o}/{j}" for o in ("dev", "prod") for j in ("train", "train-gpu", "tune")} <= set(
-        kustomizations
-    )
+    assert {"base", "overlays/dev", "overlays/prod", "overlays/prod-kserve"} <= set(kustomizations)
+    assert {
+        f"jobs/{o}/{j}" for o in ("dev", "prod") for j in ("train", "train-gpu", "tune")
+    } <= set(kustomizations)
     for rel in kustomizations:
         docs = project.render(rel)
         assert docs, rel
@@ -355,7 +356,9 @@ def test_each_workload_gets_its_compose_service_environment(project: Project) ->
 
 
 def _healthcheck(service: dict[str, Any]) -> tuple[int, str]:
-    url = re.search(r"http://127\.0\.0\.1:(\d+)(/[\w/-]*)", " ".join(service["healthcheck"]["test"]))
+    url = re.search(
+        r"http://127\.0\.0\.1:(\d+)(/[\w/-]*)", " ".join(service["healthcheck"]["test"])
+    )
     assert url, service["healthcheck"]
     return int(url.group(1)), url.group(2)
 
@@ -368,7 +371,9 @@ def _seconds(text: str) -> int:
 
 def _exposed(project: Project, target: str) -> int:
     stage = project.baked.read("docker/Dockerfile").split(f" AS {target}\n", 1)[1]
-    return int(re.search(r"^EXPOSE (\d+)$", stage.split("\nFROM ", 1)[0], re.M).group(1))
+    exposed = re.search(r"^EXPOSE (\d+)$", stage.split("\nFROM ", 1)[0], re.M)
+    assert exposed, f"no EXPOSE in the {target} stage"
+    return int(exposed.group(1))
 
 
 def test_ports_and_probes_are_those_of_compose_and_the_images(project: Project) -> None:
@@ -380,7 +385,9 @@ def test_ports_and_probes_are_those_of_compose_and_the_images(project: Project) 
         compose = project.compose["services"][name]
         port, health = _healthcheck(compose)
         assert port == _exposed(project, target)
-        deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
+        deployment = next(
+            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name
+        )
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert [p["containerPort"] for p in container["ports"]] == [port]
         assert [p["port"] for p in services[name]["spec"]["ports"]] == [port]
@@ -395,7 +402,10 @@ def test_ports_and_probes_are_those_of_compose_and_the_images(project: Project) 
             assert container["readinessProbe"]["httpGet"]["path"] != health
             # MLFLOW_TRACKING_URI points at the mlflow Service's port.
             env = container_env(container, docs)
-            assert env["MLFLOW_TRACKING_URI"] == f"http://mlflow:{_healthcheck(project.compose['services']['mlflow'])[0]}"
+            assert (
+                env["MLFLOW_TRACKING_URI"]
+                == f"http://mlflow:{_healthcheck(project.compose['services']['mlflow'])[0]}"
+            )
 
 
 def _image_name(image: str) -> str:
@@ -418,7 +428,9 @@ def test_images_are_the_compose_images(project: Project) -> None:
             service = "serving" if doc["kind"] == "InferenceService" else COMPOSE_SERVICE[name]
             assert _image_name(spec["containers"][0]["image"]) == compose_image(service), name
             checked.add(service)
-    gpu = next(d for d in project.render("jobs/prod/train-gpu") if d["metadata"]["name"] == "training")
+    gpu = next(
+        d for d in project.render("jobs/prod/train-gpu") if d["metadata"]["name"] == "training"
+    )
     container = gpu["spec"]["template"]["spec"]["containers"][0]
     assert _image_name(container["image"]) == compose_image("training-gpu")
     assert container["image"].startswith("registry.example.com/")
@@ -440,18 +452,20 @@ def test_secrets_are_the_compose_secrets_as_files(project: Project) -> None:
                 if key.endswith("_FILE"):
                     assert value.startswith("/run/secrets/") and value.rsplit("/", 1)[1] in files
     # The generators read the files compose.prod.yaml reads, and never a literal.
-    prod_files = {
-        Path(s["file"]).name: s["file"] for s in project.compose_prod["secrets"].values()
-    }
+    prod_files = {Path(s["file"]).name: s["file"] for s in project.compose_prod["secrets"].values()}
     kustomization = yaml.safe_load((project.root / "base" / "kustomization.yaml").read_text())
     for generator in kustomization["secretGenerator"]:
         assert "literals" not in generator and "envs" not in generator
         for entry in generator["files"]:
             key, _, source = entry.partition("=")
             assert Path(source).name == key
-            assert (project.root / "base" / source).resolve().parent == (project.baked.path / "secrets").resolve()
+            assert (project.root / "base" / source).resolve().parent == (
+                project.baked.path / "secrets"
+            ).resolve()
             if key in prod_files:
-                assert (project.baked.path / prod_files[key]).resolve() == (project.root / "base" / source).resolve()
+                assert (project.baked.path / prod_files[key]).resolve() == (
+                    project.root / "base" / source
+                ).resolve()
     rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
     secret = next(v for k, v in rendered.items() if k.startswith("postgres-password-"))
     stored = base64.b64decode(secret["data"]["postgres_password"]).decode()
@@ -463,27 +477,37 @@ def test_secrets_are_the_compose_secrets_as_files(project: Project) -> None:
 
 def test_network_labels_mirror_compose_networks(project: Project) -> None:
     docs = project.render("jobs/dev/train") + project.render("jobs/dev/tune")
-    for doc, spec in workloads(docs):
+    for doc, _spec in workloads(docs):
         name = doc["metadata"]["name"]
         labels = doc["spec"]["template"]["metadata"]["labels"]
-        networks = {k.split("/", 1)[1] for k, v in labels.items() if k.startswith("compose-network/") and v == "true"}
+        networks = {
+            k.split("/", 1)[1]
+            for k, v in labels.items()
+            if k.startswith("compose-network/") and v == "true"
+        }
         if name == "mlflow-db-upgrade":
             # Not a Compose service: a client of the database only.
             assert networks == {"backend"}
             continue
         service = project.compose["services"][COMPOSE_SERVICE[name]]
         assert networks == set(service["networks"]), name
-    internal = {n for n, spec in project.compose["networks"].items() if (spec or {}).get("internal")}
+    internal = {
+        n for n, spec in project.compose["networks"].items() if (spec or {}).get("internal")
+    }
     policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
     assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     for network in internal:
         # An internal network: its pods reach only each other.
         egress = policies[network]["egress"]
-        assert egress == [{"to": [{"podSelector": {"matchLabels": {f"compose-network/{network}": "true"}}}]}]
+        assert egress == [
+            {"to": [{"podSelector": {"matchLabels": {f"compose-network/{network}": "true"}}}]}
+        ]
     for network in set(project.compose["networks"]) - internal:
         assert policies[network]["egress"] == [{}]
     # From outside, only the serving port (the port every Compose file publishes for serving).
-    opened = [p for p in policies.values() if any("from" not in rule for rule in p.get("ingress", []))]
+    opened = [
+        p for p in policies.values() if any("from" not in rule for rule in p.get("ingress", []))
+    ]
     assert opened == [policies["serving"]]
     assert policies["serving"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
 
@@ -492,7 +516,9 @@ def test_resources_follow_compose_prod_limits(project: Project) -> None:
     docs = project.render("overlays/prod")
     for name in ("serving", "mlflow"):
         limits = project.compose_prod["services"][name]["deploy"]["resources"]["limits"]
-        deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
+        deployment = next(
+            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name
+        )
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         memory = re.fullmatch(r"(\d+)([mg])", limits["memory"])
         assert memory
@@ -510,21 +536,39 @@ def _by(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 def test_dev_and_prod_overlays(project: Project) -> None:
     dev, prod = project.render("overlays/dev"), project.render("overlays/prod")
-    hpa_dev, hpa_prod = _by(dev, "HorizontalPodAutoscaler", "serving"), _by(prod, "HorizontalPodAutoscaler", "serving")
+    hpa_dev, hpa_prod = (
+        _by(dev, "HorizontalPodAutoscaler", "serving"),
+        _by(prod, "HorizontalPodAutoscaler", "serving"),
+    )
     assert (hpa_dev["spec"]["minReplicas"], hpa_dev["spec"]["maxReplicas"]) == (1, 1)
     assert hpa_prod["spec"]["minReplicas"] >= 3 and hpa_prod["spec"]["maxReplicas"] > 3
     assert "replicas" not in _by(prod, "Deployment", "serving")["spec"], "the HPA owns the count"
     assert _by(prod, "PodDisruptionBudget", "serving")
-    assert _by(prod, "Ingress", "serving")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "serving"
+    assert (
+        _by(prod, "Ingress", "serving")["spec"]["rules"][0]["http"]["paths"][0]["backend"][
+            "service"
+        ]["name"]
+        == "serving"
+    )
     # dev: Postgres in the cluster, as the Compose `db`; prod: no database of its own.
     db = _by(dev, "StatefulSet", "db")
     compose_db = project.compose["services"]["db"]
     assert db["spec"]["template"]["spec"]["containers"][0]["image"] == compose_db["image"]
     assert not [d for d in prod if d["kind"] == "StatefulSet"]
-    init = next(d for d in dev if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("postgres-init-"))
-    assert list(init["data"].values()) == [project.baked.read("docker/postgres/create-databases.sh")]
+    init = next(
+        d
+        for d in dev
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("postgres-init-")
+    )
+    assert list(init["data"].values()) == [
+        project.baked.read("docker/postgres/create-databases.sh")
+    ]
     settings = {
-        o: next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("settings-"))["data"]
+        o: next(
+            d
+            for d in docs
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("settings-")
+        )["data"]
         for o, docs in (("dev", dev), ("prod", prod))
     }
     assert settings["dev"]["POSTGRES_HOST"] == "db" and settings["prod"]["POSTGRES_HOST"] != "db"
@@ -536,7 +580,9 @@ def test_dev_and_prod_overlays(project: Project) -> None:
             assert data["DVC_REMOTE_URL"].startswith("s3://")
         else:
             assert data["DVC_REMOTE_URL"] == ""
-    namespaces = {d["metadata"].get("namespace") for d in dev} | {d["metadata"].get("namespace") for d in prod}
+    namespaces = {d["metadata"].get("namespace") for d in dev} | {
+        d["metadata"].get("namespace") for d in prod
+    }
     assert None not in namespaces and len(namespaces) == 2
     mlflow = _by(prod, "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]
     assert mlflow["args"] == ["--artifacts-destination", "$(MLFLOW_ARTIFACTS_DESTINATION)"]
@@ -545,10 +591,14 @@ def test_dev_and_prod_overlays(project: Project) -> None:
         {"migrate"} if project.baked.context["use_prediction_logging"] else set()
     )
     monitoring = project.baked.context["monitoring"] == "prometheus-grafana"
-    annotations = _by(prod, "Deployment", "serving")["spec"]["template"]["metadata"].get("annotations", {})
+    annotations = _by(prod, "Deployment", "serving")["spec"]["template"]["metadata"].get(
+        "annotations", {}
+    )
     assert (annotations.get("prometheus.io/scrape") == "true") == monitoring
     if monitoring:
-        assert annotations["prometheus.io/port"] == str(_healthcheck(project.compose["services"]["serving"])[0])
+        assert annotations["prometheus.io/port"] == str(
+            _healthcheck(project.compose["services"]["serving"])[0]
+        )
 
 
 def test_training_jobs_and_the_gpu_variant(project: Project) -> None:
@@ -588,7 +638,10 @@ def test_kserve_component_replaces_the_deployment(project: Project) -> None:
     docs = project.render("overlays/prod-kserve")
     prod = project.render("overlays/prod")
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    assert ("Deployment", "serving") not in kinds and ("HorizontalPodAutoscaler", "serving") not in kinds
+    assert ("Deployment", "serving") not in kinds and (
+        "HorizontalPodAutoscaler",
+        "serving",
+    ) not in kinds
     assert ("Service", "serving") in kinds and ("PodDisruptionBudget", "serving") in kinds
     isvc = _by(docs, "InferenceService", "serving")
     predictor = isvc["spec"]["predictor"]
@@ -600,11 +653,19 @@ def test_kserve_component_replaces_the_deployment(project: Project) -> None:
     expected.pop("name")
     assert container == expected, "the predictor runs exactly the serving container"
     assert predictor["volumes"] == deployment["volumes"]
-    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (hpa["minReplicas"], hpa["maxReplicas"])
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (
+        hpa["minReplicas"],
+        hpa["maxReplicas"],
+    )
     service = _by(docs, "Service", "serving")
     assert service["spec"]["selector"].items() <= predictor["labels"].items()
     secret_names = {d["metadata"]["name"] for d in docs if d["kind"] in ("Secret", "ConfigMap")}
-    referenced = set(re.findall(r'"name": "((?:settings|postgres-password|admin-token)-[a-z0-9]+)"', json.dumps(predictor)))
+    referenced = set(
+        re.findall(
+            r'"name": "((?:settings|postgres-password|admin-token)-[a-z0-9]+)"',
+            json.dumps(predictor),
+        )
+    )
     assert referenced and referenced <= secret_names, "generated names reach the predictor"
 
 
@@ -615,7 +676,9 @@ def test_make_targets_render_the_overlays(default_project: Project) -> None:
     baked = default_project.baked
     for overlay in ("dev", "prod", "prod-kserve"):
         made = baked.run("make", "--no-print-directory", "k8s-render", f"OVERLAY={overlay}")
-        assert [d for d in yaml.safe_load_all(made.stdout) if d] == default_project.render(f"overlays/{overlay}")
+        assert [d for d in yaml.safe_load_all(made.stdout) if d] == default_project.render(
+            f"overlays/{overlay}"
+        )
     for target in ("k8s-apply", "k8s-train", "k8s-train-gpu", "k8s-tune", "k8s-delete"):
         dry = baked.run("make", "-n", target, "OVERLAY=prod")
         assert "kubectl" in dry.stdout
@@ -625,10 +688,16 @@ def test_make_targets_render_the_overlays(default_project: Project) -> None:
 
 def test_missing_secret_file_is_one_clear_error(default_project: Project, tmp_path: Path) -> None:
     copy = tmp_path / "project"
-    shutil.copytree(default_project.baked.path, copy, ignore=shutil.ignore_patterns(".git", ".venv"))
+    shutil.copytree(
+        default_project.baked.path, copy, ignore=shutil.ignore_patterns(".git", ".venv")
+    )
     (copy / "secrets" / "aws_access_key_id").unlink()
     result = subprocess.run(
-        ["make", "--no-print-directory", "k8s-secrets"], cwd=copy, capture_output=True, text=True, check=False
+        ["make", "--no-print-directory", "k8s-secrets"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0
     assert "secrets/aws_access_key_id" in result.stderr
