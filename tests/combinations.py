@@ -119,7 +119,7 @@ CONDITIONAL_FILES: dict[str, Callable[[Answers], bool]] = {
     "tests/serving/test_prediction_log.py": lambda a: a["use_prediction_logging"],
     "alembic.ini": lambda a: a["use_prediction_logging"],
     "migrations/": lambda a: a["use_prediction_logging"],
-    "deploy/k8s/": lambda a: a["use_kubernetes"],
+    "deploy/": lambda a: a["use_kubernetes"],
     "docs/kubernetes.md": lambda a: a["use_kubernetes"],
     "monitoring/": lambda a: a["monitoring"] == "prometheus-grafana",
     ".github/": lambda a: a["ci"] == "github",
