@@ -32,7 +32,7 @@ def test_killed_worker_trial_is_retried_and_budget_spent(
 ) -> None:
     import optuna
     from mlflow.tracking import MlflowClient
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
     tracking_uri = require_env("TEST_MLFLOW_TRACKING_URI")
@@ -98,7 +98,7 @@ def test_killed_worker_trial_is_retried_and_budget_spent(
     retries = [
         t
         for t in trials.values()
-        if RetryFailedTrialCallback.retried_trial_number(t) == killed_trial
+        if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed_trial
     ]
     assert len(retries) == 1, "the killed worker's trial was not enqueued again"
     # The retry starts from what the lost trial had suggested (it may have died mid-way).

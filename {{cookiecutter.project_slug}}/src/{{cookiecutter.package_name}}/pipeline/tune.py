@@ -58,7 +58,9 @@ def _create_study(ctx: Context, study_name: str | None) -> optuna.Study:
             storage_url(ctx.settings.optuna_storage),
             heartbeat_interval=int(p.get("heartbeat_seconds", 10)),
             grace_period=int(p.get("heartbeat_grace_seconds", 60)),
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=3
+            ),
         ),
         direction="maximize",
         load_if_exists=True,
