@@ -52,6 +52,7 @@ REMOVE_WHEN: dict[tuple[str, Any], tuple[str, ...]] = {
         "alembic.ini",
         "migrations",
     ),
+    ("use_kubernetes", False): ("deploy", "docs/kubernetes.md"),
     ("monitoring", "none"): ("monitoring",),
     ("ci", "github"): (".gitlab-ci.yml",),
     ("ci", "gitlab"): (".github",),

@@ -66,7 +66,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dvc_remote": ("local", "s3", "gcs", "azure", "ssh"),
     "ci": ("github", "gitlab", "none"),
 }
-BOOLEANS = ("use_redis_cache", "use_prediction_logging")
+BOOLEANS = ("use_redis_cache", "use_prediction_logging", "use_kubernetes")
 
 
 def cuda_table(a: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ SUPPORTED: dict[str, Answers] = {
     "xgboost-cpu-py313": {
         "model_framework": "xgboost",
         "dvc_remote": "azure",
+        "use_kubernetes": False,
         "open_source_license": "Apache-2.0",
     },
     "xgboost-cpu-py311-nocache": {
@@ -119,6 +120,8 @@ CONDITIONAL_FILES: dict[str, Callable[[Answers], bool]] = {
     "tests/serving/test_prediction_log.py": lambda a: a["use_prediction_logging"],
     "alembic.ini": lambda a: a["use_prediction_logging"],
     "migrations/": lambda a: a["use_prediction_logging"],
+    "deploy/": lambda a: a["use_kubernetes"],
+    "docs/kubernetes.md": lambda a: a["use_kubernetes"],
     "monitoring/": lambda a: a["monitoring"] == "prometheus-grafana",
     ".github/": lambda a: a["ci"] == "github",
     ".gitlab-ci.yml": lambda a: a["ci"] == "gitlab",

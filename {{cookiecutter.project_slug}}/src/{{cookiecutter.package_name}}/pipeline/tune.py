@@ -44,7 +44,17 @@ def _create_study(ctx: Context, study_name: str | None) -> optuna.Study:
     return optuna.create_study(
         study_name=study_name
         or str(p.get("study_name") or f"{ctx.settings.model_name}-{models.FRAMEWORK}"),
-        storage=ctx.settings.optuna_storage,  # a SQLAlchemy URL (settings normalize it)
+        # A worker that dies mid-trial (SIGKILL, a preempted pod) stops its heartbeat: another
+        # worker marks the trial failed after the grace period, and the callback enqueues its
+        # parameters again, so no trial stays RUNNING and the budget is still spent.
+        storage=optuna.storages.RDBStorage(
+            ctx.settings.optuna_storage,  # a SQLAlchemy URL (settings normalize it)
+            heartbeat_interval=int(p.get("heartbeat_seconds", 10)),
+            grace_period=int(p.get("heartbeat_grace_seconds", 60)),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=3
+            ),
+        ),
         direction="maximize",
         load_if_exists=True,
         # Seeded per process: parallel workers must not propose the same points.

@@ -1,0 +1,703 @@
+"""deploy/k8s of a generated project: every kustomization renders with kubectl, validates strictly
+against the schemas of a current Kubernetes release, passes checkov, and says what compose.yaml,
+the Dockerfile and the Settings object say (names, ports, probe paths, images, secrets), read
+from those files so the two stacks cannot drift.
+
+No cluster runs here: what is proved is the rendered manifests, not their behaviour in one.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.combinations import SUPPORTED
+from tests.conftest import Baked, render_answers
+
+KUBECTL = shutil.which("kubectl")
+CHECKOV = Path(sys.executable).parent / "checkov"
+# The newest release whose schemas kubernetes-validate ships.
+K8S_VERSION = kubernetes_validate.latest_version()
+
+# Answers that change deploy/k8s; one baked project per distinct set of them.
+RELEVANT = ("use_redis_cache", "use_prediction_logging", "monitoring", "dvc_remote", "compute")
+
+
+def _kubernetes_combinations() -> dict[str, dict[str, Any]]:
+    chosen: dict[tuple[Any, ...], str] = {}
+    for name, answers in SUPPORTED.items():
+        context = render_answers(**answers)
+        if context["use_kubernetes"]:
+            chosen.setdefault(tuple(context[k] for k in RELEVANT), name)
+    return {name: SUPPORTED[name] for name in chosen.values()}
+
+
+COMBINATIONS = _kubernetes_combinations()
+# Files the secretGenerators read (compose.prod.yaml's ./secrets/ plus the object-store keys).
+SECRET_FILES = ("postgres_password", "admin_token", "aws_access_key_id", "aws_secret_access_key")
+# Environment names no file of the project defines: the libraries' own (CONVENTIONS.md).
+LIBRARY_ENV = {
+    "MLFLOW_S3_ENDPOINT_URL": "MLflow's S3 artifact client",
+    "AWS_ENDPOINT_URL": "botocore (DVC's s3fs, boto3)",
+    "AWS_ACCESS_KEY_ID_FILE": "the entrypoint's *_FILE convention -> botocore",
+    "AWS_SECRET_ACCESS_KEY_FILE": "the entrypoint's *_FILE convention -> botocore",
+    "PGSSLMODE": "libpq",
+    "PGDATA": "the postgres image",
+}
+# Kubernetes object -> the Compose service it stands for.
+COMPOSE_SERVICE = {
+    "serving": "serving",
+    "mlflow": "mlflow",
+    "mlflow-db-upgrade": "mlflow",
+    "migrate": "migrate",
+    "redis": "redis",
+    "db": "db",
+    "training": "training",
+    "tuner": "tuner",
+    "tuner-study": "tuner",
+}
+
+
+@dataclass
+class Project:
+    baked: Baked
+
+    @property
+    def root(self) -> Path:
+        return self.baked.path / "deploy" / "k8s"
+
+    def kustomizations(self) -> list[str]:
+        """Every Kustomization (not Component) under deploy/k8s, relative."""
+        found = []
+        for path in sorted(self.root.rglob("kustomization.yaml")):
+            if yaml.safe_load(path.read_text())["kind"] == "Kustomization":
+                found.append(path.parent.relative_to(self.root).as_posix())
+        return found
+
+    def render(self, rel: str) -> list[dict[str, Any]]:
+        return _render(self.root / rel)
+
+    @cached_property
+    def compose(self) -> dict[str, Any]:
+        return yaml.safe_load(self.baked.read("compose.yaml"))
+
+    @cached_property
+    def compose_prod(self) -> dict[str, Any]:
+        return yaml.safe_load(self.baked.read("compose.prod.yaml"))
+
+    @cached_property
+    def env_example(self) -> dict[str, str]:
+        pairs = (line.split("=", 1) for line in self.baked.read(".env.example").splitlines())
+        return {p[0].strip(): p[1].strip() for p in pairs if len(p) == 2 and p[0][:1] != "#"}
+
+    def compose_value(self, value: str) -> str:
+        """A compose.yaml value with ${VAR}, ${VAR:-default} and ${VAR:?msg} resolved by
+        .env.example (what the generator writes to .env) or the default."""
+
+        def one(match: re.Match[str]) -> str:
+            name, op, rest = match.group(1), match.group(2) or "", match.group(3) or ""
+            if name in self.env_example:
+                return self.env_example[name]
+            return rest if op == ":-" else ""
+
+        return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)(:[-?])?([^}]*)\}", one, str(value))
+
+
+def _render(path: Path) -> list[dict[str, Any]]:
+    assert KUBECTL, "kubectl is not installed (CI installs kubectl with kustomize built in)"
+    result = subprocess.run(
+        [KUBECTL, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"kubectl kustomize {path}: {result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=list(COMBINATIONS), ids=list(COMBINATIONS))
+def project(request: pytest.FixtureRequest, bake_session: Callable[..., Baked]) -> Project:
+    baked = bake_session(**COMBINATIONS[request.param])
+    folder = baked.path / "secrets"
+    folder.mkdir(exist_ok=True)
+    for name in SECRET_FILES:
+        if not (folder / name).exists():
+            (folder / name).write_text(secrets.token_urlsafe(24))
+    return Project(baked)
+
+
+@pytest.fixture(scope="module")
+def default_project(bake_session: Callable[..., Baked]) -> Project:
+    baked = bake_session()
+    (baked.path / "secrets").mkdir(exist_ok=True)
+    for name in SECRET_FILES:
+        path = baked.path / "secrets" / name
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(24))
+    return Project(baked)
+
+
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
+    if doc["kind"] in ("Deployment", "StatefulSet", "Job"):
+        return dict(doc["spec"]["template"]["spec"])
+    if doc["kind"] == "InferenceService":
+        return dict(doc["spec"]["predictor"])
+    return None
+
+
+def workloads(docs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for doc in docs:
+        spec = pod_spec(doc)
+        if spec is not None:
+            yield doc, spec
+
+
+def container_env(container: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, str]:
+    """The environment Kubernetes gives the container: envFrom ConfigMaps, then env, with
+    $(VAR) references expanded as the kubelet does."""
+    maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(maps[source["configMapRef"]["name"]])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = re.sub(
+                r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                lambda m: env.get(m.group(1), m.group(0)),
+                item["value"],
+            )
+        else:
+            ref = item["valueFrom"]["configMapKeyRef"]
+            env[item["name"]] = maps[ref["name"]][ref["key"]]
+    return env
+
+
+def mounted_secret_files(spec: dict[str, Any], mount: str = "/run/secrets") -> set[str]:
+    files: set[str] = set()
+    names = {
+        m["name"]
+        for c in spec["containers"]
+        for m in c.get("volumeMounts", [])
+        if m["mountPath"] == mount
+    }
+    for volume in spec.get("volumes", []):
+        if volume["name"] in names:
+            for source in volume["projected"]["sources"]:
+                files |= {item["path"] for item in source["secret"]["items"]}
+    return files
+
+
+# --- rendering, schemas, policy -------------------------------------------------------------
+
+
+def test_every_kustomization_renders_and_validates_strictly(project: Project) -> None:
+    kustomizations = project.kustomizations()
+    assert {"base", "overlays/dev", "overlays/prod", "overlays/prod-kserve"} <= set(kustomizations)
+    assert {
+        f"jobs/{o}/{j}" for o in ("dev", "prod") for j in ("train", "train-gpu", "tune")
+    } <= set(kustomizations)
+    for rel in kustomizations:
+        docs = project.render(rel)
+        assert docs, rel
+        for doc in docs:
+            if doc["kind"] == "InferenceService":
+                _validate_inference_service(doc)
+                continue
+            try:
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{rel}: {doc['kind']}/{doc['metadata']['name']}: {exc.message}")
+
+
+# KServe's ComponentExtensionSpec: what an InferenceService predictor adds to a PodSpec.
+KSERVE_PREDICTOR_FIELDS = {
+    "minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "containerConcurrency",
+    "timeout", "canaryTrafficPercent", "logger", "batcher", "labels", "annotations",
+    "deploymentStrategy",
+}  # fmt: skip
+
+
+def _validate_inference_service(doc: dict[str, Any]) -> None:
+    """KServe's CRD schema is not available offline here (no package on PyPI or Debian ships
+    it), so the InferenceService is checked in two parts: the predictor, which is a PodSpec
+    plus KServe's extension fields, against the Kubernetes PodSpec schema; and the fields of
+    the extension by name and type."""
+    assert doc["apiVersion"] == "serving.kserve.io/v1beta1"
+    predictor = dict(doc["spec"]["predictor"])
+    extension = {k: predictor.pop(k) for k in list(predictor) if k in KSERVE_PREDICTOR_FIELDS}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"}, "spec": predictor}
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    assert isinstance(extension["minReplicas"], int) and isinstance(extension["maxReplicas"], int)
+    assert extension["scaleMetric"] == "cpu" and isinstance(extension["scaleTarget"], int)
+    assert doc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+
+
+def test_checkov_passes_with_justified_skips(project: Project, tmp_path: Path) -> None:
+    assert CHECKOV.exists(), "checkov is a dev dependency of the template (uv sync)"
+    for rel in project.kustomizations():
+        if rel == "base":
+            continue  # no namespace of its own: the overlays are what gets applied
+        docs = project.render(rel)
+        (tmp_path / (rel.replace("/", "-") + ".yaml")).write_text(yaml.safe_dump_all(docs))
+    config = project.root / ".checkov.yaml"
+    # Every project-wide skip carries a comment saying why, right above it.
+    lines = config.read_text().splitlines()
+    for number, line in enumerate(lines):
+        if re.match(r"\s+- CKV", line):
+            assert lines[number - 1].strip().startswith("#"), f"unexplained skip: {line}"
+    result = subprocess.run(
+        [str(CHECKOV), "-d", str(tmp_path), "--config-file", str(config), "--quiet",
+         "--compact", "--skip-download", "-o", "json"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    failed = [(c["check_id"], c["resource"]) for c in report["results"].get("failed_checks", [])]
+    assert failed == [], failed
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert report["summary"]["passed"] > 0
+    # Skips of single resources are annotations whose value says why.
+    for path in project.root.rglob("*.yaml"):
+        for match in re.finditer(r"checkov\.io/skip\d+: (\S+)", path.read_text()):
+            check, _, reason = match.group(1).partition("=")
+            assert check.startswith("CKV") and reason, f"{path}: skip without a reason"
+
+
+# --- consistency with compose.yaml, the Dockerfile and Settings -----------------------------
+
+
+def _settings_fields(project: Project) -> set[str]:
+    path = project.baked.path / "src" / project.baked.package / "settings.py"
+    spec = importlib.util.spec_from_file_location(f"_k8s_settings_{id(project)}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return {name.upper() for name in module.Settings.model_fields}
+
+
+def _script_variables(project: Project) -> set[str]:
+    text = "".join(p.read_text() for p in (project.baked.path / "docker").rglob("*.sh"))
+    return set(re.findall(r"\$\{?([A-Z][A-Z0-9_]+)", text))
+
+
+def _all_docs(project: Project) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for rel in ("jobs/dev/train", "jobs/dev/tune", "jobs/prod/train-gpu", "overlays/prod"):
+        docs += project.render(rel)
+    return docs
+
+
+def test_environment_names_are_those_of_compose_and_settings(project: Project) -> None:
+    fields = _settings_fields(project)
+    compose_env = {
+        name for service in project.compose["services"].values()
+        for name in service.get("environment", {})
+    }  # fmt: skip
+    known = (
+        fields
+        | {f"{name}_FILE" for name in fields | {"POSTGRES_PASSWORD"}}
+        | compose_env
+        | set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", project.baked.read("compose.yaml")))
+        | _script_variables(project)
+        | set(LIBRARY_ENV)
+    )
+    docs = _all_docs(project) + project.render("overlays/dev")
+    referenced = set()
+    for _doc, spec in workloads(docs):
+        for container in spec["containers"]:
+            referenced |= set(re.findall(r"\$\(([A-Z_][A-Z0-9_]*)\)", json.dumps(container)))
+    unknown = {}
+    for doc, spec in workloads(docs):
+        for container in spec["containers"]:
+            for name in container_env(container, docs):
+                if name not in known | referenced:
+                    unknown[name] = doc["metadata"]["name"]
+    assert unknown == {}, "names no consumer reads (typo, or a setting that does not exist)"
+
+
+def test_each_workload_gets_its_compose_service_environment(project: Project) -> None:
+    """Every variable Compose sets for a service is set for its Kubernetes counterpart, with the
+    same value once the dev overlay's in-cluster `db` is the host (DATABASE_URL and all)."""
+    docs = project.render("jobs/dev/train") + [
+        d for d in project.render("jobs/dev/tune") if d["kind"] == "Job"
+    ]
+    seen = set()
+    for doc, spec in workloads(docs):
+        name = doc["metadata"]["name"]
+        service = project.compose["services"].get(COMPOSE_SERVICE[name], {})
+        env = container_env(spec["containers"][0], docs)
+        for key, value in (service.get("environment") or {}).items():
+            assert key in env, f"{name}: {key} of compose service {COMPOSE_SERVICE[name]} missing"
+            if name == COMPOSE_SERVICE[name] and key != "DVC_REMOTE_URL":
+                assert env[key] == project.compose_value(value), f"{name}: {key}"
+        seen.add(COMPOSE_SERVICE[name])
+    expected = {"serving", "mlflow", "db", "training", "tuner"}
+    expected |= {"redis"} if project.baked.context["use_redis_cache"] else set()
+    expected |= {"migrate"} if project.baked.context["use_prediction_logging"] else set()
+    assert seen == expected
+    assert set(project.compose["services"]) - seen <= {
+        "training-gpu", "prometheus", "grafana"
+    }, "a Compose service without a Kubernetes counterpart"  # fmt: skip
+
+
+def _healthcheck(service: dict[str, Any]) -> tuple[int, str]:
+    url = re.search(
+        r"http://127\.0\.0\.1:(\d+)(/[\w/-]*)", " ".join(service["healthcheck"]["test"])
+    )
+    assert url, service["healthcheck"]
+    return int(url.group(1)), url.group(2)
+
+
+def _seconds(text: str) -> int:
+    match = re.fullmatch(r"(\d+)s", str(text))
+    assert match, text
+    return int(match.group(1))
+
+
+def _exposed(project: Project, target: str) -> int:
+    stage = project.baked.read("docker/Dockerfile").split(f" AS {target}\n", 1)[1]
+    exposed = re.search(r"^EXPOSE (\d+)$", stage.split("\nFROM ", 1)[0], re.M)
+    assert exposed, f"no EXPOSE in the {target} stage"
+    return int(exposed.group(1))
+
+
+def test_ports_and_probes_are_those_of_compose_and_the_images(project: Project) -> None:
+    docs = project.render("overlays/dev")
+    routes = project.baked.read(f"src/{project.baked.package}/serving/routes.py")
+    get_routes = set(re.findall(r'@router\.get\("([^"]+)"', routes))
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    for name, target in (("serving", "serve"), ("mlflow", "mlflow")):
+        compose = project.compose["services"][name]
+        port, health = _healthcheck(compose)
+        assert port == _exposed(project, target)
+        deployment = next(
+            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name
+        )
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert [p["containerPort"] for p in container["ports"]] == [port]
+        assert [p["port"] for p in services[name]["spec"]["ports"]] == [port]
+        assert container["livenessProbe"]["httpGet"]["path"] == health
+        assert container["startupProbe"]["httpGet"]["path"] == health
+        startup = container["startupProbe"]
+        # The startup budget covers Compose's start_period (the model load).
+        budget = startup["periodSeconds"] * startup["failureThreshold"]
+        assert budget >= _seconds(compose["healthcheck"]["start_period"])
+        if name == "serving":
+            assert {health, container["readinessProbe"]["httpGet"]["path"]} <= get_routes
+            assert container["readinessProbe"]["httpGet"]["path"] != health
+            # MLFLOW_TRACKING_URI points at the mlflow Service's port.
+            env = container_env(container, docs)
+            assert (
+                env["MLFLOW_TRACKING_URI"]
+                == f"http://mlflow:{_healthcheck(project.compose['services']['mlflow'])[0]}"
+            )
+
+
+def _image_name(image: str) -> str:
+    """Image without registry and tag: registry.example.com/x-serve:0.1.0 -> x-serve."""
+    return image.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def test_images_are_the_compose_images(project: Project) -> None:
+    compute = {"COMPUTE": "cpu"}
+
+    def compose_image(service: str) -> str:
+        image = project.compose["services"][service]["image"]
+        image = re.sub(r"\$\{COMPUTE:-(\w+)\}", lambda m: compute.get("COMPUTE", m.group(1)), image)
+        return _image_name(image)
+
+    checked = set()
+    for rel in ("jobs/dev/train", "jobs/prod/tune", "overlays/prod-kserve"):
+        for doc, spec in workloads(project.render(rel)):
+            name = doc["metadata"]["name"]
+            service = "serving" if doc["kind"] == "InferenceService" else COMPOSE_SERVICE[name]
+            assert _image_name(spec["containers"][0]["image"]) == compose_image(service), name
+            checked.add(service)
+    gpu = next(
+        d for d in project.render("jobs/prod/train-gpu") if d["metadata"]["name"] == "training"
+    )
+    container = gpu["spec"]["template"]["spec"]["containers"][0]
+    assert _image_name(container["image"]) == compose_image("training-gpu")
+    assert container["image"].startswith("registry.example.com/")
+    assert "serving" in checked and "training" in checked
+
+
+def test_secrets_are_the_compose_secrets_as_files(project: Project) -> None:
+    docs = project.render("jobs/dev/train") + project.render("jobs/dev/tune")
+    object_store = {"aws_access_key_id", "aws_secret_access_key"}
+    for doc, spec in workloads(docs):
+        name = doc["metadata"]["name"]
+        compose = project.compose["services"][COMPOSE_SERVICE[name]].get("secrets", [])
+        files = mounted_secret_files(spec)
+        # Compose keeps artifacts on a volume: the object-store keys are all Kubernetes adds.
+        assert set(compose) <= files and files - set(compose) <= object_store, name
+        for container in spec["containers"]:
+            assert "secretKeyRef" not in json.dumps(container), "secrets as files, not env"
+            for key, value in container_env(container, docs).items():
+                if key.endswith("_FILE"):
+                    assert value.startswith("/run/secrets/") and value.rsplit("/", 1)[1] in files
+    # The generators read the files compose.prod.yaml reads, and never a literal.
+    prod_files = {Path(s["file"]).name: s["file"] for s in project.compose_prod["secrets"].values()}
+    kustomization = yaml.safe_load((project.root / "base" / "kustomization.yaml").read_text())
+    for generator in kustomization["secretGenerator"]:
+        assert "literals" not in generator and "envs" not in generator
+        for entry in generator["files"]:
+            key, _, source = entry.partition("=")
+            assert Path(source).name == key
+            assert (project.root / "base" / source).resolve().parent == (
+                project.baked.path / "secrets"
+            ).resolve()
+            if key in prod_files:
+                assert (project.baked.path / prod_files[key]).resolve() == (
+                    project.root / "base" / source
+                ).resolve()
+    rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    secret = next(v for k, v in rendered.items() if k.startswith("postgres-password-"))
+    stored = base64.b64decode(secret["data"]["postgres_password"]).decode()
+    assert stored == project.baked.read("secrets/postgres_password")
+    for path in project.root.rglob("*.yaml"):
+        kinds = {(doc or {}).get("kind") for doc in yaml.safe_load_all(path.read_text())}
+        assert "Secret" not in kinds, f"{path}: a Secret written out in YAML"
+
+
+def test_network_labels_mirror_compose_networks(project: Project) -> None:
+    docs = project.render("jobs/dev/train") + project.render("jobs/dev/tune")
+    for doc, _spec in workloads(docs):
+        name = doc["metadata"]["name"]
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        networks = {
+            k.split("/", 1)[1]
+            for k, v in labels.items()
+            if k.startswith("compose-network/") and v == "true"
+        }
+        if name == "mlflow-db-upgrade":
+            # Not a Compose service: a client of the database only.
+            assert networks == {"backend"}
+            continue
+        service = project.compose["services"][COMPOSE_SERVICE[name]]
+        assert networks == set(service["networks"]), name
+    internal = {
+        n for n, spec in project.compose["networks"].items() if (spec or {}).get("internal")
+    }
+    policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    for network in internal:
+        # An internal network: its pods reach only each other.
+        egress = policies[network]["egress"]
+        assert egress == [
+            {"to": [{"podSelector": {"matchLabels": {f"compose-network/{network}": "true"}}}]}
+        ]
+    for network in set(project.compose["networks"]) - internal:
+        assert policies[network]["egress"] == [{}]
+    # From outside, only the serving port (the port every Compose file publishes for serving).
+    opened = [
+        p for p in policies.values() if any("from" not in rule for rule in p.get("ingress", []))
+    ]
+    assert opened == [policies["serving"]]
+    assert policies["serving"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
+
+
+def test_resources_follow_compose_prod_limits(project: Project) -> None:
+    docs = project.render("overlays/prod")
+    for name in ("serving", "mlflow"):
+        limits = project.compose_prod["services"][name]["deploy"]["resources"]["limits"]
+        deployment = next(
+            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name
+        )
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        memory = re.fullmatch(r"(\d+)([mg])", limits["memory"])
+        assert memory
+        unit = {"m": "Mi", "g": "Gi"}[memory.group(2)]
+        assert container["resources"]["limits"]["memory"] == f"{memory.group(1)}{unit}"
+        assert float(container["resources"]["limits"]["cpu"]) == float(limits["cpus"])
+
+
+# --- overlays, Jobs and components ----------------------------------------------------------
+
+
+def _by(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def test_dev_and_prod_overlays(project: Project) -> None:
+    dev, prod = project.render("overlays/dev"), project.render("overlays/prod")
+    hpa_dev, hpa_prod = (
+        _by(dev, "HorizontalPodAutoscaler", "serving"),
+        _by(prod, "HorizontalPodAutoscaler", "serving"),
+    )
+    assert (hpa_dev["spec"]["minReplicas"], hpa_dev["spec"]["maxReplicas"]) == (1, 1)
+    assert hpa_prod["spec"]["minReplicas"] >= 3 and hpa_prod["spec"]["maxReplicas"] > 3
+    assert "replicas" not in _by(prod, "Deployment", "serving")["spec"], "the HPA owns the count"
+    assert _by(prod, "PodDisruptionBudget", "serving")
+    assert (
+        _by(prod, "Ingress", "serving")["spec"]["rules"][0]["http"]["paths"][0]["backend"][
+            "service"
+        ]["name"]
+        == "serving"
+    )
+    # dev: Postgres in the cluster, as the Compose `db`; prod: no database of its own.
+    db = _by(dev, "StatefulSet", "db")
+    compose_db = project.compose["services"]["db"]
+    assert db["spec"]["template"]["spec"]["containers"][0]["image"] == compose_db["image"]
+    assert not [d for d in prod if d["kind"] == "StatefulSet"]
+    init = next(
+        d
+        for d in dev
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("postgres-init-")
+    )
+    assert list(init["data"].values()) == [
+        project.baked.read("docker/postgres/create-databases.sh")
+    ]
+    settings = {
+        o: next(
+            d
+            for d in docs
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("settings-")
+        )["data"]
+        for o, docs in (("dev", dev), ("prod", prod))
+    }
+    assert settings["dev"]["POSTGRES_HOST"] == "db" and settings["prod"]["POSTGRES_HOST"] != "db"
+    assert settings["dev"]["MLFLOW_S3_ENDPOINT_URL"].startswith("http")
+    for data in settings.values():
+        assert re.match(r"(s3|gs|wasbs)://", data["MLFLOW_ARTIFACTS_DESTINATION"])
+        assert ("REDIS_URL" in data) == project.baked.context["use_redis_cache"]
+        if project.baked.context["dvc_remote"] == "s3":
+            assert data["DVC_REMOTE_URL"].startswith("s3://")
+        else:
+            assert data["DVC_REMOTE_URL"] == ""
+    namespaces = {d["metadata"].get("namespace") for d in dev} | {
+        d["metadata"].get("namespace") for d in prod
+    }
+    assert None not in namespaces and len(namespaces) == 2
+    mlflow = _by(prod, "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]
+    assert mlflow["args"] == ["--artifacts-destination", "$(MLFLOW_ARTIFACTS_DESTINATION)"]
+    schema_jobs = {d["metadata"]["name"] for d in prod if d["kind"] == "Job"}
+    assert schema_jobs == {"mlflow-db-upgrade"} | (
+        {"migrate"} if project.baked.context["use_prediction_logging"] else set()
+    )
+    monitoring = project.baked.context["monitoring"] == "prometheus-grafana"
+    annotations = _by(prod, "Deployment", "serving")["spec"]["template"]["metadata"].get(
+        "annotations", {}
+    )
+    assert (annotations.get("prometheus.io/scrape") == "true") == monitoring
+    if monitoring:
+        assert annotations["prometheus.io/port"] == str(
+            _healthcheck(project.compose["services"]["serving"])[0]
+        )
+
+
+def test_training_jobs_and_the_gpu_variant(project: Project) -> None:
+    cpu = _by(project.render("jobs/dev/train"), "Job", "training")["spec"]["template"]["spec"]
+    gpu = _by(project.render("jobs/dev/train-gpu"), "Job", "training")["spec"]["template"]["spec"]
+    assert "args" not in cpu["containers"][0] and "command" not in cpu["containers"][0], (
+        "the train image's entrypoint (dvc pull) and CMD (dvc repro) run, as in Compose"
+    )
+    assert "nvidia.com/gpu" not in cpu["containers"][0]["resources"]["limits"]
+    assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert gpu["nodeSelector"] and gpu["tolerations"]
+    # Node selection and tolerations live in one patch file.
+    holders = [p.relative_to(project.root).as_posix() for p in project.root.rglob("*.yaml")
+               if re.search(r"^\s*(nodeSelector|tolerations):", p.read_text(), re.M)]  # fmt: skip
+    assert holders == ["components/training-gpu/gpu.yaml"]
+    assert cpu["restartPolicy"] == "Never"
+
+
+def test_tuning_is_an_indexed_job_after_one_study_job(project: Project) -> None:
+    docs = project.render("jobs/prod/tune")
+    study, workers = _by(docs, "Job", "tuner-study"), _by(docs, "Job", "tuner")
+    spec = workers["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["parallelism"] == spec["completions"] >= 2
+    assert spec["suspend"] is True, "workers wait until the study exists (make k8s-tune)"
+    source = (project.root / "components" / "tune" / "tuner.yaml").read_text()
+    assert not re.search(r"^\s*parallelism:", source, re.M), "the count is set once: completions"
+    assert len(re.findall(r"^\s*completions:", source, re.M)) == 1
+    study_args = " ".join(study["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert "create_study" in study_args
+    worker_args = " ".join(spec["template"]["spec"]["containers"][0]["args"])
+    compose_command = " ".join(project.compose["services"]["tuner"]["command"])
+    assert compose_command in worker_args
+
+
+def test_kserve_component_replaces_the_deployment(project: Project) -> None:
+    docs = project.render("overlays/prod-kserve")
+    prod = project.render("overlays/prod")
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("Deployment", "serving") not in kinds and (
+        "HorizontalPodAutoscaler",
+        "serving",
+    ) not in kinds
+    assert ("Service", "serving") in kinds and ("PodDisruptionBudget", "serving") in kinds
+    isvc = _by(docs, "InferenceService", "serving")
+    predictor = isvc["spec"]["predictor"]
+    deployment = _by(prod, "Deployment", "serving")["spec"]["template"]["spec"]
+    hpa = _by(prod, "HorizontalPodAutoscaler", "serving")["spec"]
+    container = dict(predictor["containers"][0])
+    assert container.pop("name") == "kserve-container"
+    expected = dict(deployment["containers"][0])
+    expected.pop("name")
+    assert container == expected, "the predictor runs exactly the serving container"
+    assert predictor["volumes"] == deployment["volumes"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (
+        hpa["minReplicas"],
+        hpa["maxReplicas"],
+    )
+    service = _by(docs, "Service", "serving")
+    assert service["spec"]["selector"].items() <= predictor["labels"].items()
+    secret_names = {d["metadata"]["name"] for d in docs if d["kind"] in ("Secret", "ConfigMap")}
+    referenced = set(
+        re.findall(
+            r'"name": "((?:settings|postgres-password|admin-token)-[a-z0-9]+)"',
+            json.dumps(predictor),
+        )
+    )
+    assert referenced and referenced <= secret_names, "generated names reach the predictor"
+
+
+# --- Make targets -----------------------------------------------------------------------------
+
+
+def test_make_targets_render_the_overlays(default_project: Project) -> None:
+    baked = default_project.baked
+    for overlay in ("dev", "prod", "prod-kserve"):
+        made = baked.run("make", "--no-print-directory", "k8s-render", f"OVERLAY={overlay}")
+        assert [d for d in yaml.safe_load_all(made.stdout) if d] == default_project.render(
+            f"overlays/{overlay}"
+        )
+    for target in ("k8s-apply", "k8s-train", "k8s-train-gpu", "k8s-tune", "k8s-delete"):
+        dry = baked.run("make", "-n", target, "OVERLAY=prod")
+        assert "kubectl" in dry.stdout
+    helped = baked.run("make", "help").stdout
+    assert all(f"k8s-{t}" in helped for t in ("render", "apply", "train", "train-gpu", "tune"))
+
+
+def test_missing_secret_file_is_one_clear_error(default_project: Project, tmp_path: Path) -> None:
+    copy = tmp_path / "project"
+    shutil.copytree(
+        default_project.baked.path, copy, ignore=shutil.ignore_patterns(".git", ".venv")
+    )
+    (copy / "secrets" / "aws_access_key_id").unlink()
+    result = subprocess.run(
+        ["make", "--no-print-directory", "k8s-secrets"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "secrets/aws_access_key_id" in result.stderr
