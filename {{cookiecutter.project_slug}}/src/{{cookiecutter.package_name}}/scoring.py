@@ -1,0 +1,377 @@
+"""`{{ cookiecutter.package_name }} score`: score a CSV or Parquet file of any size with the served model (the
+version `MODEL_ALIAS` points to), the third way to get predictions next to `/predict` and the
+protocols.
+
+    make score INPUT=data/new.csv OUTPUT=predictions.parquet
+
+The file is streamed in chunks (memory stays flat whatever its size). Every row is checked
+against `schema.FEATURES` with the server's rules (present, finite, in range, integer where
+the feature is, a known category unless UNKNOWN_CATEGORY=unknown); a bad row goes to the
+rejects file with its reason, none is dropped silently. Columns that are not features (an id)
+are carried into the predictions. The model is loaded by the server's loader and runs through
+the same onnxruntime session; each prediction row carries the model version. The run is logged
+to MLflow (rows, rejects, version, the input's SHA-256) in the `<experiment>-scoring` experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .schema import CLASS_NAMES, FEATURE_NAMES, FEATURES
+from .serving.features import MAX_CATEGORY_LENGTH, UNKNOWN_CATEGORY
+from .settings import Settings, get_settings
+
+FORMATS = (".csv", ".parquet")
+ROW, LABEL, VERSION, REASON = "row", "label", "model_version", "reason"
+PROBABILITY = {name: f"probability_{name}" for name in CLASS_NAMES}
+
+
+class ScoringError(ValueError):
+    """The file as a whole cannot be scored (missing feature columns, unknown format)."""
+
+
+@dataclass
+class Summary:
+    rows: int = 0
+    scored: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    model_version: str = ""
+    input_sha256: str = ""
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def file_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ScoringError(f"{path}: expected a .csv or .parquet file, got {suffix or 'no suffix'}")
+    return suffix
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_chunks(path: Path, chunk_rows: int) -> Iterator[Any]:
+    """pyarrow RecordBatches of about `chunk_rows` rows; CSV columns all as text (each value is
+    converted, and refused with a reason, by `check_chunk`)."""
+    import pyarrow as pa
+
+    if file_format(path) == ".parquet":
+        import pyarrow.parquet as pq
+
+        yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+        return
+    import pyarrow.csv as pacsv
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise ScoringError(f"{path}: empty CSV (a header row naming the columns is required)")
+    # about chunk_rows rows per block: ~16 bytes per value is generous for this kind of table
+    block = max(1 << 20, min(1 << 28, chunk_rows * len(header) * 16))
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=block),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header}, strings_can_be_null=False
+        ),
+    )
+    yield from reader
+
+
+def _numbers(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 values, True where the value is not a number) for one pyarrow column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        values = pc.cast(column, pa.float64())
+        array = values.to_numpy(zero_copy_only=False)
+        return array.astype(np.float64, copy=False), np.asarray(values.is_null())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    # some value is not a number: convert one by one (only chunks with bad values get here)
+    array = np.full(len(column), np.nan)
+    bad = np.zeros(len(column), dtype=bool)
+    for i, value in enumerate(column.to_pylist()):
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            array[i] = float(value)
+        except (TypeError, ValueError):
+            bad[i] = True
+    return array, bad
+
+
+def _reject(reasons: np.ndarray, mask: np.ndarray, reason: str) -> None:
+    """Record `reason` for the rows in `mask` that have no reason yet (first problem wins)."""
+    fresh = mask & (reasons == "")
+    reasons[fresh] = reason
+
+
+def check_chunk(batch: Any, unknown_category: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(feature columns as numpy, the reason each row is refused, "" where it is valid)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = batch.num_rows
+    reasons = np.full(n, "", dtype=object)
+    columns: dict[str, np.ndarray] = {}
+    for feature in FEATURES:
+        column = batch.column(feature.name)
+        name = feature.name
+        if feature.kind == "categorical":
+            if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+                column = pc.cast(column, pa.string())
+            _reject(reasons, np.asarray(column.is_null()), f"{name}: missing value")
+            text = column.fill_null("")
+            known = np.asarray(pc.is_in(text, value_set=pa.array(feature.categories)))
+            values = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+            if unknown_category == "reject":
+                _reject(reasons, ~known, f"{name}: not one of {', '.join(feature.categories)}")
+            else:
+                too_long = np.asarray(pc.greater(pc.utf8_length(text), MAX_CATEGORY_LENGTH))
+                _reject(reasons, too_long, f"{name}: longer than {MAX_CATEGORY_LENGTH} characters")
+                values[~known] = UNKNOWN_CATEGORY
+            columns[name] = values
+            continue
+        values, not_number = _numbers(column)
+        _reject(reasons, not_number, f"{name}: missing or not a number")
+        with np.errstate(invalid="ignore"):
+            _reject(reasons, ~np.isfinite(values), f"{name}: not a finite number")
+            if feature.minimum is not None:
+                _reject(reasons, values < feature.minimum, f"{name}: below {feature.minimum:g}")
+            if feature.maximum is not None:
+                _reject(reasons, values > feature.maximum, f"{name}: above {feature.maximum:g}")
+            if feature.dtype == "int":
+                _reject(reasons, values != np.floor(values), f"{name}: not an integer")
+        columns[name] = values
+    return columns, reasons
+
+
+class ChunkPredictor:
+    """The served model on whole columns: the ONNX session with the server's feed dtypes, or
+    (a version registered without ONNX) the server's native predictor on records."""
+
+    def __init__(self, model: Any) -> None:
+        from .serving.model import OnnxPredictor
+
+        self.model = model
+        self.onnx = model.predictor if isinstance(model.predictor, OnnxPredictor) else None
+
+    def __call__(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        n = len(next(iter(columns.values())))
+        if self.onnx is not None:
+            feeds = {
+                name: columns[name].astype(dtype, copy=False).reshape(n, 1)
+                for name, dtype, _known in self.onnx.feeds.columns
+            }
+            labels, probabilities = self.onnx.session.run(["label", "probabilities"], feeds)
+            return np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
+        records = [
+            {
+                name: columns[name][i].item()
+                if hasattr(columns[name][i], "item")
+                else columns[name][i]
+                for name in FEATURE_NAMES
+            }
+            for i in range(n)
+        ]
+        labels, probabilities = self.model.predict(records)
+        return np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
+
+
+class TableWriter:
+    """Appends pyarrow tables to a CSV or Parquet file (the format from the suffix)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.format = path, file_format(path)
+        self.writer: Any = None
+
+    def write(self, table: Any) -> None:
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.format == ".parquet":
+                import pyarrow.parquet as pq
+
+                self.writer = pq.ParquetWriter(self.path, table.schema)
+            else:
+                import pyarrow.csv as pacsv
+
+                self.writer = pacsv.CSVWriter(self.path, table.schema)
+        self.writer.write_table(table)
+
+    def close(self, empty: Any) -> None:
+        if self.writer is None:
+            self.write(empty)  # a file with the header even when nothing went to it
+        assert self.writer is not None
+        self.writer.close()
+
+
+def score_file(
+    input_path: Path,
+    output_path: Path,
+    rejects_path: Path,
+    settings: Settings,
+    chunk_rows: int = 100_000,
+    model: Any = None,
+) -> Summary:
+    """Score `input_path` into `output_path` (predictions) and `rejects_path` (refused rows)."""
+    import pyarrow as pa
+
+    from .serving.model import load_registered_model
+
+    for path in (input_path, output_path, rejects_path):
+        file_format(path)
+    if not input_path.exists():
+        raise ScoringError(f"{input_path} not found")
+    started = time.perf_counter()
+    model = model or load_registered_model(settings)
+    predict = ChunkPredictor(model)
+    summary = Summary(model_version=model.version, input_sha256=sha256_of(input_path))
+    outputs, rejects = TableWriter(output_path), TableWriter(rejects_path)
+    output_schema = None
+    reject_schema = None
+    for batch in read_chunks(input_path, chunk_rows):
+        missing = [name for name in FEATURE_NAMES if name not in batch.schema.names]
+        if missing:
+            raise ScoringError(f"{input_path}: missing feature column(s) {', '.join(missing)}")
+        n = batch.num_rows
+        rows = np.arange(summary.rows + 1, summary.rows + n + 1, dtype=np.int64)
+        columns, reasons = check_chunk(batch, settings.unknown_category)
+        valid = reasons == ""
+        if valid.any():
+            labels, probabilities = predict({k: v[valid] for k, v in columns.items()})
+            finite = np.isfinite(probabilities).all(axis=1)
+            if not finite.all():  # never written as a prediction (as the server refuses it)
+                unscorable = np.flatnonzero(valid)[~finite]
+                reasons[unscorable] = (
+                    "the model gave a non-finite score (values far outside training)"
+                )
+                valid[unscorable] = False
+                labels, probabilities = labels[finite], probabilities[finite]
+            extra = [name for name in batch.schema.names if name not in FEATURE_NAMES]
+            kept = batch.filter(pa.array(valid))
+            table = pa.table(
+                {
+                    **{name: kept.column(name) for name in extra},
+                    ROW: rows[valid],
+                    LABEL: np.asarray(CLASS_NAMES, dtype=object)[labels.astype(np.int64)],
+                    **{PROBABILITY[c]: probabilities[:, i] for i, c in enumerate(CLASS_NAMES)},
+                    VERSION: np.full(len(labels), model.version, dtype=object),
+                }
+            )
+            output_schema = table.schema
+            outputs.write(table)
+            summary.scored += len(labels)
+        if not valid.all():
+            refused = batch.filter(pa.array(~valid))
+            table = pa.table(
+                {
+                    ROW: rows[~valid],
+                    REASON: reasons[~valid].astype(str),
+                    **{name: refused.column(name) for name in batch.schema.names},
+                }
+            )
+            reject_schema = table.schema
+            rejects.write(table)
+            summary.rejected += int((~valid).sum())
+        summary.rows += n
+    empty_output = (
+        output_schema or pa.schema([(ROW, pa.int64()), (LABEL, pa.string())])
+    ).empty_table()
+    outputs.close(empty_output)
+    rejects.close(
+        (reject_schema or pa.schema([(ROW, pa.int64()), (REASON, pa.string())])).empty_table()
+    )
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def log_run(summary: Summary, settings: Settings, args: argparse.Namespace) -> str:
+    """An MLflow run in `<experiment>-scoring`; returns its id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment(f"{settings.experiment_name}-scoring")
+    with mlflow.start_run(run_name=f"score {Path(args.input).name}") as run:
+        mlflow.set_tags(
+            {
+                "model_name": settings.model_name,
+                "model_alias": settings.model_alias,
+                "model_version": summary.model_version,
+            }
+        )
+        mlflow.log_params(
+            {
+                "input": str(args.input),
+                "input_sha256": summary.input_sha256,
+                "output": str(args.output),
+                "rejects": str(args.rejects),
+                "model_uri": f"models:/{settings.model_name}/{summary.model_version}",
+                "chunk_rows": args.chunk_rows,
+            }
+        )
+        mlflow.log_metrics(
+            {
+                "rows": summary.rows,
+                "scored": summary.scored,
+                "rejected": summary.rejected,
+                "seconds": summary.seconds,
+                "rows_per_second": summary.rows_per_second,
+            }
+        )
+        return str(run.info.run_id)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", type=Path, required=True, help="CSV or Parquet file to score")
+    parser.add_argument("--output", type=Path, required=True, help="predictions (.csv/.parquet)")
+    parser.add_argument(
+        "--rejects",
+        type=Path,
+        help="refused rows with the reason (default: <output>.rejects.<ext>)",
+    )
+    parser.add_argument("--chunk-rows", type=int, default=100_000, help="rows per chunk")
+    parser.add_argument("--no-log", action="store_true", help="do not log the run to MLflow")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.rejects is None:
+        args.rejects = args.output.with_name(f"{args.output.stem}.rejects{args.output.suffix}")
+    if args.chunk_rows < 1:
+        print("score: --chunk-rows must be at least 1", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    try:
+        summary = score_file(args.input, args.output, args.rejects, settings, args.chunk_rows)
+    except ScoringError as exc:
+        print(f"score: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"scored {summary.scored:,} of {summary.rows:,} rows with models:/{settings.model_name}/"
+        f"{summary.model_version} in {summary.seconds:.1f}s "
+        f"({summary.rows_per_second:,.0f} rows/s); {summary.rejected:,} rejected -> {args.rejects}"
+    )
+    if not args.no_log:
+        run_id = log_run(summary, settings, args)
+        print(f"logged to MLflow run {run_id}")
+    return 0

@@ -1,0 +1,172 @@
+"""`{{ cookiecutter.package_name }} score`: a file in, predictions + rejects out, the run in MLflow. The model is
+the session's registered champion; predictions are compared with the server's own predictor."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.schema import CLASS_NAMES, FEATURE_NAMES
+from {{ cookiecutter.package_name }}.serving.features import example_record
+from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+
+from .serving.test_mlflow_protocol import sample_records
+
+BAD_ROWS: list[tuple[dict[str, Any], str]] = [
+    ({"amount": "-5"}, "amount: below 0"),
+    ({"amount": "abc"}, "amount: missing or not a number"),
+    ({"amount": ""}, "amount: missing or not a number"),
+    ({"amount": "nan"}, "amount: not a finite number"),
+    ({"amount": "inf"}, "amount: not a finite number"),
+    ({"hour": "3.5"}, "hour: not an integer"),
+    ({"hour": "24"}, "hour: above 23"),
+    ({"channel": "telepathy"}, "channel: not one of"),
+]
+
+
+@pytest.fixture
+def scoring_env(registered_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.chdir(tmp_path)  # no project .env
+    for name, value in {
+        "PROJECT_ROOT": str(tmp_path),
+        "MLFLOW_TRACKING_URI": registered_model.tracking_uri,
+        "MODEL_NAME": registered_model.name,
+        "UNKNOWN_CATEGORY": "reject",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["txn_id", *FEATURE_NAMES])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def expected(settings: Settings, records: list[dict[str, Any]]) -> tuple[list[str], np.ndarray]:
+    from {{ cookiecutter.package_name }}.serving.model import load_registered_model
+
+    model = load_registered_model(settings)
+    labels, probabilities = model.predict([model.feeds.normalize(r) for r in records])
+    return [CLASS_NAMES[i] for i in labels], np.asarray(probabilities)
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
+    return table.to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "chunk_rows"), [(".csv", 100_000), (".parquet", 7), (".csv", 5)]
+)
+def test_score_file_writes_predictions_rejects_and_logs_the_run(
+    scoring_env: Settings, tmp_path: Path, suffix: str, chunk_rows: int
+) -> None:
+    good = sample_records(40)
+    rows: list[dict[str, Any]] = []
+    bad_ids: dict[str, str] = {}
+    for i, record in enumerate(good):
+        rows.append({"txn_id": f"t{i}", **record})
+        if i < len(BAD_ROWS):  # a bad row after each of the first good ones
+            change, reason = BAD_ROWS[i]
+            rows.append({"txn_id": f"bad{i}", **{**example_record(), **change}})
+            bad_ids[f"bad{i}"] = reason
+    source = tmp_path / "input.csv"
+    write_csv(source, rows)
+    if suffix == ".parquet":
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        table = pacsv.read_csv(
+            source,
+            convert_options=pacsv.ConvertOptions(
+                strings_can_be_null=False,
+                column_types={"txn_id": "string", "amount": "string", "hour": "string"},
+            ),
+        )
+        source = tmp_path / "input.parquet"
+        pq.write_table(table, source)
+    output = tmp_path / f"predictions{suffix}"
+    code = main(
+        ["score", "--input", str(source), "--output", str(output), "--chunk-rows", str(chunk_rows)]
+    )
+    assert code == 0
+
+    predictions = read(output)
+    labels, probabilities = expected(scoring_env, good)
+    assert [p["txn_id"] for p in predictions] == [f"t{i}" for i in range(len(good))]
+    assert [p["label"] for p in predictions] == labels
+    for i, name in enumerate(CLASS_NAMES):
+        np.testing.assert_allclose(
+            [p[f"probability_{name}"] for p in predictions], probabilities[:, i], atol=1e-6
+        )
+    from mlflow import MlflowClient
+
+    client = MlflowClient(scoring_env.mlflow_tracking_uri)
+    version = client.get_model_version_by_alias(scoring_env.model_name, "champion").version
+    assert {str(p["model_version"]) for p in predictions} == {str(version)}
+    positions = {row["txn_id"]: n for n, row in enumerate(rows, start=1)}
+    assert [p["row"] for p in predictions] == [positions[p["txn_id"]] for p in predictions]
+
+    rejects = read(output.with_name(f"predictions.rejects{suffix}"))
+    assert {r["txn_id"]: r["reason"] for r in rejects}.keys() == bad_ids.keys()
+    for r in rejects:
+        assert r["reason"].startswith(bad_ids[r["txn_id"]]), r
+        assert r["row"] == positions[r["txn_id"]]
+
+    experiment = client.get_experiment_by_name(f"{scoring_env.experiment_name}-scoring")
+    assert experiment is not None
+    run = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"])[0]
+    assert run.data.metrics["rows"] == len(rows)
+    assert run.data.metrics["rejected"] == len(bad_ids)
+    assert run.data.metrics["scored"] == len(good)
+    assert run.data.tags["model_version"] == str(version)
+    assert run.data.params["input_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+def test_a_file_without_a_feature_column_is_refused(
+    scoring_env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "input.csv"
+    record = example_record()
+    del record["hour"]
+    with source.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(record))
+        writer.writeheader()
+        writer.writerow(record)
+    code = main(
+        ["score", "--input", str(source), "--output", str(tmp_path / "out.csv"), "--no-log"]
+    )
+    assert code == 2
+    assert "missing feature column(s) hour" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["input.json", "input"])
+def test_other_formats_are_refused(
+    scoring_env: Settings, tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / name).write_text("{}")
+    code = main(
+        [
+            "score",
+            "--input",
+            str(tmp_path / name),
+            "--output",
+            str(tmp_path / "out.csv"),
+            "--no-log",
+        ]
+    )
+    assert code == 2
+    assert "expected a .csv or .parquet file" in capsys.readouterr().err
