@@ -11,7 +11,9 @@ registered ONNX version itself. Prints req/s and p50/p99 for single rows at conc
 16, 64-row batches, a no-op route (the HTTP stack's own ceiling), the Redis cache-hit path
 (when REDIS_URL or TEST_REDIS_URL is set), prediction logging off and on (taking turns), cold
 start (process start to ready), the in-process cost of one model call (the ceiling no server
-can beat), and the ratios against the targets of the serving design.
+can beat), and the ratios against the targets of the serving design. The protocols are measured
+on the same server: MLflow's `/invocations` against `mlflow models serve` with the same
+`dataframe_split` payloads, and Open Inference Protocol `infer` against `/predict`.
 """
 
 from __future__ import annotations
@@ -305,6 +307,25 @@ def frame_payload(records: list[dict[str, Any]]) -> bytes:
     ).encode()
 
 
+def oip_payload(records: list[dict[str, Any]]) -> bytes:
+    """Open Inference Protocol infer request: one JSON tensor per feature."""
+    from {{ cookiecutter.package_name }}.serving.protocols.open_inference import declared_datatype
+
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": f.name,
+                    "shape": [len(records)],
+                    "datatype": declared_datatype(f.name),
+                    "data": [r[f.name] for r in records],
+                }
+                for f in FEATURES
+            ]
+        }
+    ).encode()
+
+
 # --- in-process ceiling ------------------------------------------------------------------------
 def model_call_us(repeat: int) -> dict[str, float]:
     from {{ cookiecutter.package_name }}.serving.registry import load_registered_model
@@ -461,6 +482,11 @@ def main() -> int:
         measure(server, "single", "/predict", single, 1)
         measure(server, "single", "/predict", single, 16)
         measure(server, "batch 64", "/predict/batch", batch64, 4, 64)
+        infer = f"/v2/models/{settings.model_name}/infer"
+        measure(server, "invocations split", "/invocations", frame_payload([record]), 16)
+        measure(server, "OIP infer", infer, oip_payload([record]), 16)
+        measure(server, "invocations split 64", "/invocations", frame_payload([record] * 64), 4, 64)
+        measure(server, "OIP infer 64", infer, oip_payload([record] * 64), 4, 64)
     finally:
         server.stop()
 
@@ -515,6 +541,10 @@ def main() -> int:
                 measure(server, "single", "/invocations", one, 1)
                 measure(server, "single", "/invocations", one, 16)
                 measure(server, "batch 64", "/invocations", many, 4, 64)
+                if name == MLFLOW_ONNX:  # the payload MLflow's own client sends
+                    split1, split64 = frame_payload([record]), frame_payload([record] * 64)
+                    measure(server, "invocations split", "/invocations", split1, 16)
+                    measure(server, "invocations split 64", "/invocations", split64, 4, 64)
             finally:
                 server.stop()
 
@@ -560,6 +590,24 @@ def _ratios(report: Report, costs: dict[str, float], cold: dict[str, float]) -> 
             out[f"rows/s batch 64, ours / {name}"] = f"{rows:.1f}x [>= 3x]"
         if name in cold:
             out[f"cold start, ours / {name}"] = f"{cold[OURS] / cold[name]:.2f} [< 1]"
+    # the protocols: same payloads to both servers, same registered version
+    split_ours = report.find(OURS, "invocations split", 16)
+    split_theirs = report.find(MLFLOW_ONNX, "invocations split", 16)
+    if split_ours and split_theirs:
+        rps = split_ours["req_s"] / split_theirs["req_s"]
+        out[f"/invocations split c=16, ours / {MLFLOW_ONNX}"] = f"{rps:.1f}x [>= 8x]"
+        p99 = split_ours["p99_ms"] / split_theirs["p99_ms"]
+        out[f"/invocations p99 c=16, ours / {MLFLOW_ONNX}"] = f"{p99:.3f} [<= 0.2]"
+    oip = report.find(OURS, "OIP infer", 16)
+    if oip and ours16:
+        out["OIP infer / /predict req/s, single c=16"] = (
+            f"{oip['req_s'] / ours16['req_s']:.0%} [>= 85%]"
+        )
+    oip64 = report.find(OURS, "OIP infer 64", 4)
+    split64 = report.find(MLFLOW_ONNX, "invocations split 64", 4)
+    if oip64 and split64:
+        rows = oip64["rows_s"] / split64["rows_s"]
+        out[f"rows/s OIP 64 / {MLFLOW_ONNX} split 64"] = f"{rows:.1f}x [>= 3x]"
     off = report.find(OURS, "single, logging off", 16)
     on = report.find(OURS, "single, logging on", 16)
     if off and on:

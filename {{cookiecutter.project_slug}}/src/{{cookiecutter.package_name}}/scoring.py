@@ -216,7 +216,8 @@ class TableWriter:
             else:
                 import pyarrow.csv as pacsv
 
-                self.writer = pacsv.CSVWriter(self.path, table.schema)
+                options = pacsv.WriteOptions(quoting_style="needed")
+                self.writer = pacsv.CSVWriter(self.path, table.schema, write_options=options)
         self.writer.write_table(table)
 
     def close(self, empty: Any) -> None:
