@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("pipeline.promote", "move the champion alias when the challenger wins"),
     "tune": ("pipeline.tune", "Optuna study; best parameters go to params.yaml"),
     "serve": ("serving.serve", "run the model server (uvicorn)"),
-    "score": ("scoring", "score a CSV/Parquet file with the champion (streamed, rows validated)"),
+    "score": ("batch_scoring", "score a CSV/Parquet file with the champion, streamed"),
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.schema import CLASS_NAMES, FEATURE_NAMES, FEATURES
-from {{ cookiecutter.package_name }}.serving.features import example_record
+from {{ cookiecutter.package_name }}.serving.requests import example_record
 
 from .conftest import make_settings, running
 from .protocol_servers import mlflow_models_serve, our_server

@@ -1,7 +1,7 @@
 """Records from any protocol, validated by the server's own request model and scored by its
 service: one place where a protocol meets the model.
 
-The request model (`features.build_request_models`) carries every rule of `schema.FEATURES`
+The request model (`requests.build_request_models`) carries every rule of `schema.FEATURES`
 (bounds, finite numbers, integer features, known categories, no unknown columns), so a row the
 protocols accept is a row `/predict` would accept.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ...schema import CLASS_NAMES
-from ..service import ModelNotReady, Services, UnscorableInput
+from ..scoring import ModelNotReady, ScoringService, UnscorableInput
 
 __all__ = ["InvalidRows", "ModelNotReady", "RowScorer", "Scored", "UnscorableInput"]
 
@@ -76,7 +76,9 @@ class RowScorer:
     """Validate records against the request model, then score them like `/predict/batch`
     (prediction log, metrics, the model a reload cannot swap mid-request)."""
 
-    def __init__(self, services: Services, record_model: type[BaseModel], max_rows: int) -> None:
+    def __init__(
+        self, services: ScoringService, record_model: type[BaseModel], max_rows: int
+    ) -> None:
         self.services = services
         self.max_rows = max_rows
         self._rows: TypeAdapter[list[BaseModel]] = TypeAdapter(list[record_model])  # type: ignore[valid-type]
@@ -87,7 +89,7 @@ class RowScorer:
 
     def current(self) -> Any:
         """The loaded model (raises ModelNotReady)."""
-        return self.services.model()
+        return self.services.predictor()
 
     def validate(self, rows: list[Any], where: Callable[[int, str], str]) -> list[dict[str, Any]]:
         if not rows:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .schema import CLASS_NAMES, FEATURE_NAMES, FEATURES
-from .serving.features import MAX_CATEGORY_LENGTH, UNKNOWN_CATEGORY
+from .serving.requests import MAX_CATEGORY_LENGTH, UNKNOWN_CATEGORY
 from .settings import Settings, get_settings
 
 FORMATS = (".csv", ".parquet")
@@ -172,17 +172,17 @@ class ChunkPredictor:
     (a version registered without ONNX) the server's native predictor on records."""
 
     def __init__(self, model: Any) -> None:
-        from .serving.model import OnnxPredictor
+        from .serving.predictor import OnnxScorer
 
         self.model = model
-        self.onnx = model.predictor if isinstance(model.predictor, OnnxPredictor) else None
+        self.onnx = model.score if isinstance(model.score, OnnxScorer) else None
 
     def __call__(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         n = len(next(iter(columns.values())))
         if self.onnx is not None:
             feeds = {
                 name: columns[name].astype(dtype, copy=False).reshape(n, 1)
-                for name, dtype, _known in self.onnx.feeds.columns
+                for name, dtype, _known in self.onnx.feed_builder.columns
             }
             labels, probabilities = self.onnx.session.run(["label", "probabilities"], feeds)
             return np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
@@ -238,7 +238,7 @@ def score_file(
     """Score `input_path` into `output_path` (predictions) and `rejects_path` (refused rows)."""
     import pyarrow as pa
 
-    from .serving.model import load_registered_model
+    from .serving.registry import load_registered_model
 
     for path in (input_path, output_path, rejects_path):
         file_format(path)

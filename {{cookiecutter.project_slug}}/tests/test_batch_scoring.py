@@ -13,7 +13,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.schema import CLASS_NAMES, FEATURE_NAMES
-from {{ cookiecutter.package_name }}.serving.features import example_record
+from {{ cookiecutter.package_name }}.serving.requests import example_record
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 from .serving.test_mlflow_protocol import sample_records
@@ -53,10 +53,10 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def expected(settings: Settings, records: list[dict[str, Any]]) -> tuple[list[str], np.ndarray]:
-    from {{ cookiecutter.package_name }}.serving.model import load_registered_model
+    from {{ cookiecutter.package_name }}.serving.registry import load_registered_model
 
     model = load_registered_model(settings)
-    labels, probabilities = model.predict([model.feeds.normalize(r) for r in records])
+    labels, probabilities = model.predict([model.normalize(r) for r in records])
     return [CLASS_NAMES[i] for i in labels], np.asarray(probabilities)
 
 
