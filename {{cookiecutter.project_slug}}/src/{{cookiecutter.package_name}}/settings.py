@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     serve_threads_per_worker: int = Field(default=1, ge=1)  # OpenMP/BLAS/onnxruntime threads
     model_retry_initial_seconds: float = Field(default=1.0, gt=0)
     model_retry_max_seconds: float = Field(default=30.0, gt=0)
+    # every worker checks where MODEL_ALIAS points this often and swaps when it moved (0: never)
+    model_poll_seconds: float = Field(default=0, ge=0)
 {%- if cookiecutter.use_redis_cache %}
 
     # --- Redis prediction cache (serving/cache.py) ------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from fastapi.testclient import TestClient
@@ -137,7 +138,7 @@ def test_metrics(client: TestClient, record: dict[str, Any], registered_model: A
     assert "predictions_total{label=" in text
     samples = {s.name: s for family in text_string_to_metric_families(text) for s in family.samples}
     loaded = samples["model_loaded_version"]
-    assert loaded.labels == {"name": registered_model.name, "alias": "champion"}
+    assert loaded.labels == {"name": registered_model.name, "alias": "champion", "worker": ANY}
     assert loaded.value == float(registered_model.version)
 
 

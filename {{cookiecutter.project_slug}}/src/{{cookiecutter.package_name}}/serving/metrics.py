@@ -5,6 +5,8 @@ registry (a project generated without them has none of their metrics)."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -25,19 +27,26 @@ class Metrics:
         # one child per class, created once: every class shows from the start (a 0, not a gap)
         # and the request path skips the label lookup
         self._predicted = {name: self.predictions.labels(label=name) for name in CLASS_NAMES}
+        # one series per worker process: replicas converging on a new version show in Grafana
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.model_version = Gauge(
             "model_loaded_version",
-            "Registry version of the loaded model (0 = none)",
-            ["name", "alias"],
+            "Registry version of the loaded model (0 = none), per worker",
+            ["name", "alias", "worker"],
             registry=r,
         )
         self.model_load_failures = Counter(
             "model_load_failures", "Failed model loads and reloads", registry=r
         )
+        self.alias_poll_failures = Counter(
+            "model_alias_poll_failures",
+            "Checks of where the alias points that failed (registry unreachable)",
+            registry=r,
+        )
 
     def set_model(self, name: str, alias: str, version: str) -> None:
         self.model_version.clear()
-        self.model_version.labels(name=name, alias=alias).set(
+        self.model_version.labels(name=name, alias=alias, worker=self.worker).set(
             float(version) if version.isdigit() else 0
         )
 

@@ -1,5 +1,10 @@
 """The model manager: holds the served `Predictor`, loads it in the background until the
 registry has it, and reloads on demand (load, verify, swap: a failed load keeps the old one).
+
+With MODEL_POLL_SECONDS set, every worker also follows the alias by itself: one registry call
+per interval (with jitter, so replicas do not call in step) and, when the alias moved, the same
+reload as POST /admin/reload. A registry that cannot be reached changes nothing: the current
+model keeps serving and the failure is counted in /metrics and shown in /model.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +24,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from ..settings import Settings
 from .metrics import Metrics
 from .predictor import Predictor
-from .registry import load_registered_model
+from .registry import load_registered_model, resolve_alias
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,24 @@ class ReloadStatus:
 
 
 @dataclass
+class PollStatus:
+    """The last check of where the alias points (GET /model: alias_poll)."""
+
+    interval_seconds: float
+    checked_at: datetime | None = None
+    version: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "interval_seconds": self.interval_seconds,
+            "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+            "version": self.version,
+            "error": self.error,
+        }
+
+
+@dataclass
 class ModelManager:
     """Holds the current model; loads it in the background until it works; reloads on demand.
 
@@ -54,13 +78,18 @@ class ModelManager:
     reload_status: ReloadStatus = field(default_factory=ReloadStatus)
     _task: asyncio.Task[None] | None = None
     _reload_task: asyncio.Task[ReloadStatus] | None = None
+    _poll_task: asyncio.Task[None] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    poll_status: PollStatus | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._load_until_ready(), name="model-loader")
+        if self.settings.model_poll_seconds > 0:
+            self.poll_status = PollStatus(self.settings.model_poll_seconds)
+            self._poll_task = asyncio.create_task(self._follow_alias(), name="alias-poller")
 
     async def stop(self) -> None:
-        for task in (self._task, self._reload_task):
+        for task in (self._poll_task, self._task, self._reload_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -136,6 +165,42 @@ class ModelManager:
                     state="ok", version=model.version, finished_at=datetime.now(UTC)
                 )
             return self.reload_status
+
+    async def _follow_alias(self) -> None:
+        interval = self.settings.model_poll_seconds
+        while True:
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            with contextlib.suppress(Exception):  # nothing here may end the loop
+                await self.check_alias()
+
+    async def check_alias(self) -> None:
+        """One check: reload when the alias points elsewhere than the served version."""
+        status = self.poll_status or PollStatus(0)
+        current = self.current
+        if current is None or self._lock.locked():
+            return  # the first load or a reload is running: it loads what the alias says
+        try:
+            version = await asyncio.to_thread(resolve_alias, self.settings)
+        except Exception as exc:
+            status.error = f"{type(exc).__name__}: {exc}"
+            self.metrics.alias_poll_failures.inc()
+            log.warning(
+                "cannot check where the alias points (still serving %s): %s",
+                current.version,
+                status.error,
+            )
+            return
+        status.checked_at, status.version, status.error = datetime.now(UTC), version, None
+        if version == current.version:
+            return
+        log.info(
+            "alias %s moved from version %s to %s: reloading",
+            self.settings.model_alias,
+            current.version,
+            version,
+        )
+        # a failed load keeps the current model (last_reload says why); the next check retries
+        await self.reload()
 
     def reload_in_background(self) -> asyncio.Task[ReloadStatus]:
         if self._reload_task is None or self._reload_task.done():

@@ -54,21 +54,32 @@ def _signature(mlmodel: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_registered_model(settings: Settings) -> Predictor:
-    """Resolve `models:/<name>@<alias>` and load that version (the server's model).
-
-    Blocking (network + disk): call it in a worker thread.
-    """
+def _client(settings: Settings) -> Any:
     # Fail fast: the retry loop of ModelManager retries with backoff (MLflow's own HTTP
     # retries would hold one attempt for minutes). Explicit environment values win.
     for variable, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(variable, value)
     from mlflow import MlflowClient
 
-    name, alias = settings.model_name, settings.model_alias
-    client = MlflowClient(
-        tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
+    uri = settings.mlflow_tracking_uri
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def resolve_alias(settings: Settings) -> str:
+    """The version `models:/<name>@<alias>` points to now: one registry call (blocking)."""
+    version = _client(settings).get_model_version_by_alias(
+        settings.model_name, settings.model_alias
     )
+    return str(version.version)
+
+
+def load_registered_model(settings: Settings) -> Predictor:
+    """Resolve `models:/<name>@<alias>` and load that version (the server's model).
+
+    Blocking (network + disk): call it in a worker thread.
+    """
+    name, alias = settings.model_name, settings.model_alias
+    client = _client(settings)
     try:
         version = client.get_model_version_by_alias(name, alias)
     except Exception as exc:

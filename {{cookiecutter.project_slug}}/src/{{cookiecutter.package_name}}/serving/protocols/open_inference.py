@@ -11,7 +11,6 @@ JSON (`data`); the binary tensor extension is refused with 400. Errors are `{"er
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -168,18 +167,13 @@ def _request_errors(exc: ValidationError) -> str:
 def _elements(tensor: RequestInput) -> list[Any]:
     """The tensor's data as one element per row (shape [N] or [N, 1], flat or nested)."""
     shape = tensor.shape
-    if (
-        not shape
-        or len(shape) > 2
-        or any(d < 0 for d in shape)
-        or (len(shape) == 2 and shape[1] != 1)
-    ):
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 0:
         raise ProtocolError(
             400, f"input '{tensor.name}': shape {shape} is not [N] or [N, 1] (one value per row)"
         )
     data = tensor.data
-    if data and all(isinstance(v, list) for v in data):
-        if not all(len(v) == 1 for v in data):
+    if data and type(data[0]) is list:
+        if {type(v) for v in data} != {list} or {len(v) for v in data} != {1}:
             raise ProtocolError(
                 400, f"input '{tensor.name}': nested data must hold one value per row"
             )
@@ -192,22 +186,24 @@ def _elements(tensor: RequestInput) -> list[Any]:
     return data
 
 
+# JSON kinds of each datatype family (bool is its own type: never a number here)
+ELEMENT_TYPES: dict[str, tuple[frozenset[type], str]] = {
+    "BYTES": (frozenset({str}), "a string"),
+    "INT": (frozenset({int}), "an integer"),
+    "FP": (frozenset({int, float}), "a number"),
+}
+
+
 def _check_elements(name: str, datatype: str, values: list[Any]) -> None:
     """Each element is of the datatype's JSON kind (the request model checks values)."""
-    if datatype == "BYTES":
-        ok: Callable[[Any], bool] = lambda v: isinstance(v, str)  # noqa: E731
-        kind = "a string"
-    elif datatype in INT_TYPES:
-        ok = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
-        kind = "an integer"
-    else:
-        ok = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
-        kind = "a number"
-    for i, value in enumerate(values):
-        if not ok(value):
-            raise ProtocolError(
-                400, f"input '{name}' element {i}: {datatype} tensor holds {value!r}, not {kind}"
-            )
+    family = "BYTES" if datatype == "BYTES" else "INT" if datatype in INT_TYPES else "FP"
+    allowed, kind = ELEMENT_TYPES[family]
+    if {type(v) for v in values} <= allowed:
+        return
+    i, value = next((i, v) for i, v in enumerate(values) if type(v) not in allowed)
+    raise ProtocolError(
+        400, f"input '{name}' element {i}: {datatype} tensor holds {value!r}, not {kind}"
+    )
 
 
 def columns_to_rows(request: InferenceRequest, max_rows: int) -> list[dict[str, Any]]:

@@ -29,7 +29,12 @@ def operations_router(services: ScoringService) -> APIRouter:
     async def model_info() -> dict[str, Any]:
         """The loaded model: name, version, alias, run id, loaded-at, signature."""
         model = services.predictor()  # none loaded: 503 with the reason
-        return {**model.describe(), "last_reload": services.models.reload_status.as_dict()}
+        poll = services.models.poll_status
+        return {
+            **model.describe(),
+            "last_reload": services.models.reload_status.as_dict(),
+            "alias_poll": poll.as_dict() if poll else None,
+        }
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
