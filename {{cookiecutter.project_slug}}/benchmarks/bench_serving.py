@@ -427,6 +427,11 @@ def main() -> int:
     parser.add_argument("--output", type=Path, help="write the numbers as JSON here")
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument(
+        "--protocols-only",
+        action="store_true",
+        help="only /predict, /invocations and OIP infer next to mlflow models serve (ONNX)",
+    )
+    parser.add_argument(
         "--client", choices=["auto", "wrk", "asyncio"], default="auto", help="load generator"
     )
     args = parser.parse_args()
@@ -468,7 +473,7 @@ def main() -> int:
         f"({settings.mlflow_tracking_uri}); {os.cpu_count()} CPUs; client: {client}"
     )
     print("in-process model call (one thread):")
-    costs = model_call_us(2000)
+    costs = model_call_us(200 if args.protocols_only else 2000)
     for key, value in costs.items():
         print(f"  {key:<18} {value:9.1f} us  (ceiling {1e6 / value:>9,.0f} calls/s per core)")
 
@@ -490,30 +495,31 @@ def main() -> int:
     finally:
         server.stop()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/predictions.db"
-        try:
-            migrate(url)
-        except (subprocess.CalledProcessError, FileNotFoundError):
-            print("  (prediction log not measured: no migrations in this project)")
-        else:
-            plain = ours(base_env)
-            logged = ours({**base_env, "PREDICTION_LOGGING": "true", "DATABASE_URL": url})
+    if not args.protocols_only:  # the prediction log and the cache
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/predictions.db"
             try:
-                alternate(plain, logged, 16)
-            finally:
-                plain.stop()
-                logged.stop()
+                migrate(url)
+            except (subprocess.CalledProcessError, FileNotFoundError):
+                print("  (prediction log not measured: no migrations in this project)")
+            else:
+                plain = ours(base_env)
+                logged = ours({**base_env, "PREDICTION_LOGGING": "true", "DATABASE_URL": url})
+                try:
+                    alternate(plain, logged, 16)
+                finally:
+                    plain.stop()
+                    logged.stop()
 
-    redis_url = os.environ.get("REDIS_URL") or os.environ.get("TEST_REDIS_URL")
-    if redis_url:
-        server = ours({**base_env, "REDIS_URL": redis_url})
-        try:
-            measure(server, "single, cache hit", "/predict", single, 16)
-        finally:
-            server.stop()
-    else:
-        print("  (cache-hit path not measured: set REDIS_URL)")
+        redis_url = os.environ.get("REDIS_URL") or os.environ.get("TEST_REDIS_URL")
+        if redis_url:
+            server = ours({**base_env, "REDIS_URL": redis_url})
+            try:
+                measure(server, "single, cache hit", "/predict", single, 16)
+            finally:
+                server.stop()
+        else:
+            print("  (cache-hit path not measured: set REDIS_URL)")
 
     if not args.skip_mlflow:
         from mlflow import MlflowClient
@@ -528,6 +534,8 @@ def main() -> int:
             # the registered version itself (ONNX flavor, tensor inputs)
             MLFLOW_ONNX: (f"models:/{settings.model_name}/{version.version}", tensor_payload),
         }
+        if args.protocols_only:
+            del targets[MLFLOW_NATIVE]
         for name, (uri, payload) in targets.items():
             try:
                 server = mlflow_serve(uri)
