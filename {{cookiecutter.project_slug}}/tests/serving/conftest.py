@@ -149,3 +149,12 @@ def client(settings_for: Callable[..., Settings]) -> Iterator[TestClient]:
 @pytest.fixture
 def record() -> dict[str, Any]:
     return example_record()
+
+
+@pytest.fixture(scope="session")
+def served_url(registered_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real `serve` process on the session's model (the protocol tests' real clients)."""
+    from .protocol_servers import our_server
+
+    with our_server(registered_model, tmp_path_factory.mktemp("served")) as url:
+        yield url

@@ -8,12 +8,10 @@ import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from .private_services import missing_binary
-from .protocol_servers import our_server
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
@@ -26,34 +24,34 @@ def _browser() -> str:
 
 
 @pytest.mark.slow
-def test_docs_page_lists_the_operations_offline(registered_model: Any, tmp_path: Path) -> None:
+def test_docs_page_lists_the_operations_offline(served_url: str, tmp_path: Path) -> None:
     browser = _browser()
-    with our_server(registered_model, tmp_path) as url:
-        with urllib.request.urlopen(f"{url}/docs", timeout=10) as response:
-            html = response.read().decode()
-        assert "//cdn." not in html and "https://" not in html, html
-        profile = tmp_path / "profile"
-        result = subprocess.run(
-            [
-                browser,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                "--virtual-time-budget=15000",
-                "--dump-dom",
-                f"{url}/docs",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    url = served_url
+    with urllib.request.urlopen(f"{url}/docs", timeout=10) as response:
+        html = response.read().decode()
+    assert "//cdn." not in html and "https://" not in html, html
+    profile = tmp_path / "profile"
+    result = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            f"{url}/docs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     dom = result.stdout
     assert result.returncode == 0, result.stderr[-2000:]
     assert "swagger-ui" in dom and "opblock" in dom, dom[:2000]

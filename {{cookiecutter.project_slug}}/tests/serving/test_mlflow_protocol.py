@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.schema import CLASS_NAMES, FEATURE_NAMES, F
 from {{ cookiecutter.package_name }}.serving.requests import example_record
 
 from .conftest import make_settings, running
-from .protocol_servers import mlflow_models_serve, our_server
+from .protocol_servers import mlflow_models_serve
 
 JSON = {"Content-Type": "application/json"}
 CSV = {"Content-Type": "text/csv"}
@@ -357,24 +357,20 @@ def test_ping_and_invocations_are_503_until_a_model_is_loaded(tmp_path: Path) ->
 
 @pytest.fixture(scope="module")
 def servers(
-    registered_model: Any, tmp_path_factory: pytest.TempPathFactory
+    registered_model: Any, served_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     """(ours, mlflow models serve) on the same registered version, over real HTTP."""
-    workdir = tmp_path_factory.mktemp("servers")
-    with (
-        our_server(registered_model, workdir) as ours,
-        mlflow_models_serve(registered_model, workdir) as theirs,
-    ):
-        yield ours, theirs
+    with mlflow_models_serve(registered_model, tmp_path_factory.mktemp("mlflow-serve")) as theirs:
+        yield served_url, theirs
 
 
 @pytest.mark.slow
-def test_mlflow_scoring_client_speaks_to_our_server(servers: tuple[str, str]) -> None:
+def test_mlflow_scoring_client_speaks_to_our_server(served_url: str) -> None:
     import pandas as pd
     from mlflow.pyfunc.scoring_server.client import ScoringServerClient
     from mlflow.version import VERSION
 
-    host, port = servers[0].removeprefix("http://").split(":")
+    host, port = served_url.removeprefix("http://").split(":")
     client = ScoringServerClient(host, int(port))
     client.wait_server_ready(timeout=30)
     assert client.get_version() == VERSION

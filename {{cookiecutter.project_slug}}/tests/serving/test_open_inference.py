@@ -18,7 +18,6 @@ from {{ cookiecutter.package_name }}.schema import CLASS_NAMES, FEATURES
 from {{ cookiecutter.package_name }}.serving.protocols.open_inference import declared_datatype
 
 from .conftest import make_settings, running
-from .protocol_servers import our_server
 from .test_mlflow_protocol import sample_records
 
 NUMPY = {"INT64": np.int64, "FP32": np.float32, "BYTES": np.object_}
@@ -322,61 +321,59 @@ def test_not_ready_is_503(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_tritonclient_speaks_to_our_server(registered_model: Any, tmp_path: Path) -> None:
+def test_tritonclient_speaks_to_our_server(registered_model: Any, served_url: str) -> None:
     import tritonclient.http as httpclient
     from tritonclient.utils import InferenceServerException
 
     records = sample_records(16)
-    with our_server(registered_model, tmp_path) as url:
-        client = httpclient.InferenceServerClient(url.removeprefix("http://"))
-        assert client.is_server_live() and client.is_server_ready()
-        assert client.is_model_ready(registered_model.name)
-        metadata = client.get_model_metadata(registered_model.name)
-        version = metadata["versions"][0]
-        assert version == str(registered_model.version)
-        assert {i["name"]: i["datatype"] for i in metadata["inputs"]} == EXPECTED_DATATYPES
-        inputs = []
-        for tensor in metadata["inputs"]:
-            name, datatype = tensor["name"], tensor["datatype"]
-            values = np.array([r[name] for r in records], dtype=NUMPY[datatype])
-            infer_input = httpclient.InferInput(name, [len(records)], datatype)
-            infer_input.set_data_from_numpy(values, binary_data=False)
-            inputs.append(infer_input)
-        outputs = [
-            httpclient.InferRequestedOutput(name, binary_data=False)
-            for name in ("label", "probabilities")
-        ]
-        result = client.infer(registered_model.name, inputs, outputs=outputs, request_id="r1")
-        labels = result.as_numpy("label")
-        probabilities = result.as_numpy("probabilities")
-        assert labels is not None and probabilities is not None
-        assert probabilities.shape == (16, len(CLASS_NAMES))
-        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
-        assert {str(v) for v in labels} <= set(CLASS_NAMES)
-        assert [CLASS_NAMES[i] for i in probabilities.argmax(axis=1)] == [str(v) for v in labels]
-        response = result.get_response()
-        assert (response["model_version"], response["id"]) == (version, "r1")
-        # No outputs named: tritonclient asks for binary outputs; JSON is what it gets and reads.
-        plain = client.infer(registered_model.name, inputs, model_version=version)
-        np.testing.assert_allclose(plain.as_numpy("probabilities"), probabilities)
+    url = served_url
+    client = httpclient.InferenceServerClient(url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready(registered_model.name)
+    metadata = client.get_model_metadata(registered_model.name)
+    version = metadata["versions"][0]
+    assert version == str(registered_model.version)
+    assert {i["name"]: i["datatype"] for i in metadata["inputs"]} == EXPECTED_DATATYPES
+    inputs = []
+    for tensor in metadata["inputs"]:
+        name, datatype = tensor["name"], tensor["datatype"]
+        values = np.array([r[name] for r in records], dtype=NUMPY[datatype])
+        infer_input = httpclient.InferInput(name, [len(records)], datatype)
+        infer_input.set_data_from_numpy(values, binary_data=False)
+        inputs.append(infer_input)
+    outputs = [
+        httpclient.InferRequestedOutput(name, binary_data=False)
+        for name in ("label", "probabilities")
+    ]
+    result = client.infer(registered_model.name, inputs, outputs=outputs, request_id="r1")
+    labels = result.as_numpy("label")
+    probabilities = result.as_numpy("probabilities")
+    assert labels is not None and probabilities is not None
+    assert probabilities.shape == (16, len(CLASS_NAMES))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert {str(v) for v in labels} <= set(CLASS_NAMES)
+    assert [CLASS_NAMES[i] for i in probabilities.argmax(axis=1)] == [str(v) for v in labels]
+    response = result.get_response()
+    assert (response["model_version"], response["id"]) == (version, "r1")
+    # No outputs named: tritonclient asks for binary outputs; JSON is what it gets and reads.
+    plain = client.infer(registered_model.name, inputs, model_version=version)
+    np.testing.assert_allclose(plain.as_numpy("probabilities"), probabilities)
 
-        with pytest.raises(InferenceServerException) as wrong_version:
-            client.infer(registered_model.name, inputs, model_version="999")
-        assert wrong_version.value.status() == "404"
-        with pytest.raises(InferenceServerException) as unknown:
-            client.get_model_metadata("other-model")
-        assert unknown.value.status() == "404"
-        bad = httpclient.InferInput("hour", [len(records)], "FP32")
-        bad.set_data_from_numpy(np.zeros(len(records), dtype=np.float32), binary_data=False)
-        with pytest.raises(InferenceServerException) as mismatch:
-            client.infer(registered_model.name, [i for i in inputs if i.name() != "hour"] + [bad])
-        assert mismatch.value.status() == "400"
-        assert "datatype FP32 does not match the model's INT64" in mismatch.value.message()
-        binary = httpclient.InferInput("amount", [len(records)], "FP32")
-        binary.set_data_from_numpy(np.ones(len(records), dtype=np.float32), binary_data=True)
-        with pytest.raises(InferenceServerException) as refused:
-            client.infer(
-                registered_model.name, [i for i in inputs if i.name() != "amount"] + [binary]
-            )
-        assert refused.value.status() == "400"
-        client.close()
+    with pytest.raises(InferenceServerException) as wrong_version:
+        client.infer(registered_model.name, inputs, model_version="999")
+    assert wrong_version.value.status() == "404"
+    with pytest.raises(InferenceServerException) as unknown:
+        client.get_model_metadata("other-model")
+    assert unknown.value.status() == "404"
+    bad = httpclient.InferInput("hour", [len(records)], "FP32")
+    bad.set_data_from_numpy(np.zeros(len(records), dtype=np.float32), binary_data=False)
+    with pytest.raises(InferenceServerException) as mismatch:
+        client.infer(registered_model.name, [i for i in inputs if i.name() != "hour"] + [bad])
+    assert mismatch.value.status() == "400"
+    assert "datatype FP32 does not match the model's INT64" in mismatch.value.message()
+    binary = httpclient.InferInput("amount", [len(records)], "FP32")
+    binary.set_data_from_numpy(np.ones(len(records), dtype=np.float32), binary_data=True)
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer(registered_model.name, [i for i in inputs if i.name() != "amount"] + [binary])
+    assert refused.value.status() == "400"
+    client.close()
