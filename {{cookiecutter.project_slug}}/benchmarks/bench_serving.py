@@ -326,6 +326,47 @@ def oip_payload(records: list[dict[str, Any]]) -> bytes:
     ).encode()
 
 
+def take_turns(cases: list[tuple[Server, str, bytes, int]], seconds: float) -> list[Result]:
+    """Each (server, path, body, concurrency) loaded in 1 s slices, taking turns: a change in
+    the machine's background load hits every case alike (the ratios stay fair)."""
+    for server, path, body, c in cases:
+        status, text = server.post(path, body)
+        if status != 200:
+            raise RuntimeError(f"{server.name} {path}: {status} {text[:300]!r}")
+        load(server.port, path, body, c, 1.0)  # warm-up
+    parts: list[list[Result]] = [[] for _ in cases]
+    for _ in range(max(2, int(seconds))):
+        for part, (server, path, body, c) in zip(parts, cases, strict=True):
+            part.append(load(server.port, path, body, c, 1.0, warmup=False))
+    return [Result.merge(part) for part in parts]
+
+
+def protocols(
+    report: Report, theirs: Server, model_name: str, record: dict[str, Any], seconds: float
+) -> None:
+    """MLflow's protocol on both servers (the `dataframe_split` body MLflow's own client sends)
+    and the Open Inference Protocol next to `/predict`, all taking turns in one run."""
+    server = ours({"PREDICTION_LOGGING": "false", "REDIS_URL": ""})
+    try:
+        infer = f"/v2/models/{model_name}/infer"
+        split1, split64 = frame_payload([record]), frame_payload([record] * 64)
+        cases = [
+            (OURS, "turns: /predict", server, "/predict", json.dumps(record).encode(), 16, 1),
+            (OURS, "turns: invocations split", server, "/invocations", split1, 16, 1),
+            (theirs.name, "turns: invocations split", theirs, "/invocations", split1, 16, 1),
+            (OURS, "turns: OIP infer", server, infer, oip_payload([record]), 16, 1),
+            (OURS, "turns: OIP infer 64", server, infer, oip_payload([record] * 64), 4, 64),
+            (theirs.name, "turns: invocations split 64", theirs, "/invocations", split64, 4, 64),
+        ]
+        results = take_turns(
+            [(srv, path, body, c) for _, _, srv, path, body, c, _ in cases], seconds
+        )
+        for (name, case, _, _, _, c, n), result in zip(cases, results, strict=True):
+            report.add(name, case, c, result, n)
+    finally:
+        server.stop()
+
+
 # --- in-process ceiling ------------------------------------------------------------------------
 def model_call_us(repeat: int) -> dict[str, float]:
     from {{ cookiecutter.package_name }}.serving.registry import load_registered_model
@@ -487,11 +528,6 @@ def main() -> int:
         measure(server, "single", "/predict", single, 1)
         measure(server, "single", "/predict", single, 16)
         measure(server, "batch 64", "/predict/batch", batch64, 4, 64)
-        infer = f"/v2/models/{settings.model_name}/infer"
-        measure(server, "invocations split", "/invocations", frame_payload([record]), 16)
-        measure(server, "OIP infer", infer, oip_payload([record]), 16)
-        measure(server, "invocations split 64", "/invocations", frame_payload([record] * 64), 4, 64)
-        measure(server, "OIP infer 64", infer, oip_payload([record] * 64), 4, 64)
     finally:
         server.stop()
 
@@ -549,10 +585,8 @@ def main() -> int:
                 measure(server, "single", "/invocations", one, 1)
                 measure(server, "single", "/invocations", one, 16)
                 measure(server, "batch 64", "/invocations", many, 4, 64)
-                if name == MLFLOW_ONNX:  # the payload MLflow's own client sends
-                    split1, split64 = frame_payload([record]), frame_payload([record] * 64)
-                    measure(server, "invocations split", "/invocations", split1, 16)
-                    measure(server, "invocations split 64", "/invocations", split64, 4, 64)
+                if name == MLFLOW_ONNX:
+                    protocols(report, server, settings.model_name, record, args.duration)
             finally:
                 server.stop()
 
@@ -599,20 +633,23 @@ def _ratios(report: Report, costs: dict[str, float], cold: dict[str, float]) -> 
         if name in cold:
             out[f"cold start, ours / {name}"] = f"{cold[OURS] / cold[name]:.2f} [< 1]"
     # the protocols: same payloads to both servers, same registered version
-    split_ours = report.find(OURS, "invocations split", 16)
-    split_theirs = report.find(MLFLOW_ONNX, "invocations split", 16)
+    split_ours = report.find(OURS, "turns: invocations split", 16)
+    split_theirs = report.find(MLFLOW_ONNX, "turns: invocations split", 16)
     if split_ours and split_theirs:
         rps = split_ours["req_s"] / split_theirs["req_s"]
         out[f"/invocations split c=16, ours / {MLFLOW_ONNX}"] = f"{rps:.1f}x [>= 8x]"
         p99 = split_ours["p99_ms"] / split_theirs["p99_ms"]
         out[f"/invocations p99 c=16, ours / {MLFLOW_ONNX}"] = f"{p99:.3f} [<= 0.2]"
-    oip = report.find(OURS, "OIP infer", 16)
-    if oip and ours16:
+    oip, predict = (
+        report.find(OURS, "turns: OIP infer", 16),
+        report.find(OURS, "turns: /predict", 16),
+    )
+    if oip and predict:
         out["OIP infer / /predict req/s, single c=16"] = (
-            f"{oip['req_s'] / ours16['req_s']:.0%} [>= 85%]"
+            f"{oip['req_s'] / predict['req_s']:.0%} [>= 85%]"
         )
-    oip64 = report.find(OURS, "OIP infer 64", 4)
-    split64 = report.find(MLFLOW_ONNX, "invocations split 64", 4)
+    oip64 = report.find(OURS, "turns: OIP infer 64", 4)
+    split64 = report.find(MLFLOW_ONNX, "turns: invocations split 64", 4)
     if oip64 and split64:
         rows = oip64["rows_s"] / split64["rows_s"]
         out[f"rows/s OIP 64 / {MLFLOW_ONNX} split 64"] = f"{rows:.1f}x [>= 3x]"
