@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -85,8 +86,9 @@ def read_chunks(path: Path, chunk_rows: int) -> Iterator[Any]:
         header = next(csv.reader(handle), None)
     if not header:
         raise ScoringError(f"{path}: empty CSV (a header row naming the columns is required)")
-    # about chunk_rows rows per block: ~16 bytes per value is generous for this kind of table
-    block = max(1 << 20, min(1 << 28, chunk_rows * len(header) * 16))
+    # about chunk_rows rows per block (~16 bytes a value), at most 8 MB: the reader decodes a
+    # few blocks ahead on its threads, and memory must not follow the file's size
+    block = max(1 << 20, min(1 << 23, chunk_rows * len(header) * 16))
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=block),
@@ -245,7 +247,11 @@ def score_file(
     if not input_path.exists():
         raise ScoringError(f"{input_path} not found")
     started = time.perf_counter()
-    model = model or load_registered_model(settings)
+    # whole files, not single requests: onnxruntime may use every core
+    cores = os.cpu_count() or 1
+    model = model or load_registered_model(
+        settings.model_copy(update={"serve_threads_per_worker": cores})
+    )
     predict = ChunkPredictor(model)
     summary = Summary(model_version=model.version, input_sha256=sha256_of(input_path))
     outputs, rejects = TableWriter(output_path), TableWriter(rejects_path)
