@@ -75,6 +75,12 @@ def main() -> int:
                 f"  score {name:<7} {args.rows:>9,} rows  {seconds:6.1f} s  "
                 f"{args.rows / seconds:>10,.0f} rows/s  peak RSS {peak_mb:6.0f} MB"
             )
+            if name == "csv":  # the process start and model load cancel out
+                extra = args.rows - args.rows // 4
+                results["score csv, steady"] = extra / max(seconds - small_s, 1e-9)
+                print(
+                    f"  score csv, steady state (after start-up)  {results['score csv, steady']:>10,.0f} rows/s"
+                )
         body = json.dumps({"records": records}).encode()
         server = ours({"PREDICTION_LOGGING": "false", "REDIS_URL": ""})
         try:
@@ -86,7 +92,7 @@ def main() -> int:
             server.stop()
         results["/predict/batch"] = result.rps * 1000
         print(f"  /predict/batch 1,000-row requests, c=4   {result.rps * 1000:>10,.0f} rows/s")
-    for name in ("score csv", "score parquet"):
+    for name in ("score csv", "score parquet", "score csv, steady"):
         ratio = results[name] / results["/predict/batch"]
         print(f"  {name} / /predict/batch rows/s: {ratio:.1f}x [>= 10x]")
     return 0
