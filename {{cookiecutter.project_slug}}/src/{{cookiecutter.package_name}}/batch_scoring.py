@@ -218,8 +218,7 @@ class TableWriter:
             else:
                 import pyarrow.csv as pacsv
 
-                options = pacsv.WriteOptions(quoting_style="needed")
-                self.writer = pacsv.CSVWriter(self.path, table.schema, write_options=options)
+                self.writer = pacsv.CSVWriter(self.path, table.schema)
         self.writer.write_table(table)
 
     def close(self, empty: Any) -> None:

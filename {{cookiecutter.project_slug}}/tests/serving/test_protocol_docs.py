@@ -4,6 +4,7 @@ a registry where the model has the package's default name, as after `make pipeli
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shutil
@@ -88,5 +89,6 @@ def test_every_example_runs_as_written(store: Store, tmp_path: Path) -> None:
             )
             assert result.returncode == 0, (code, result.stdout[-2000:], result.stderr[-2000:])
             assert result.stdout.strip(), code
-    predictions = (workdir / "predictions.csv").read_text().splitlines()
-    assert len(predictions) == 3 and predictions[0].endswith(",model_version"), predictions
+    with (workdir / "predictions.csv").open(newline="") as handle:
+        header, *rows = csv.reader(handle)
+    assert header[-1] == "model_version" and len(rows) == 2, (header, rows)
