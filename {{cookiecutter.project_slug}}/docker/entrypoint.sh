@@ -34,5 +34,20 @@ done
 if [ -n "${POSTGRES_PASSWORD:-}" ] && [ -z "${PGPASSWORD:-}" ]; then
     export PGPASSWORD="$POSTGRES_PASSWORD"
 fi
+unset POSTGRES_PASSWORD
+
+# Redis password (REDIS_PASSWORD_FILE): into REDIS_URL, percent-encoded, unless the URL already
+# has credentials. The URL lives in the environment, never in argv.
+if [ -n "${REDIS_PASSWORD:-}" ] && [ -n "${REDIS_URL:-}" ]; then
+    case "$REDIS_URL" in
+        *@*) ;;
+        *://*)
+            quoted=$(python -c 'import os, urllib.parse as p; print(p.quote(os.environ["REDIS_PASSWORD"], safe=""))')
+            REDIS_URL="${REDIS_URL%%://*}://:${quoted}@${REDIS_URL#*://}"
+            export REDIS_URL
+            ;;
+    esac
+    unset REDIS_PASSWORD
+fi
 
 exec "$@"
