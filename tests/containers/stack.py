@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 KIT = Path(os.environ.get("ML_COMPOSE_CONTAINERS", REPO.parent / "shared" / "containers"))
 DOCKER = "/usr/bin/docker"
@@ -261,3 +263,62 @@ def build_steps(log: str) -> dict[tuple[str, str], str]:
             if states.get(key) != "DONE":
                 states[key] = "CACHED" if match.group(2) == "CACHED" else "DONE"
     return states
+
+
+# --- the combinations of the tier and their builds -------------------------------------------
+# name -> answers. sklearn: default; xgboost: the CUDA combination (with monitoring, so its
+# files are checked too); pytorch: CPU on Python 3.11 (the CPU wheel available offline here).
+COMBOS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "xgboost-cuda": {
+        "model_framework": "xgboost",
+        "compute": "cuda",
+        "cuda_version": "12.6",
+        "monitoring": "prometheus-grafana",
+    },
+    "pytorch-cpu": {"model_framework": "pytorch", "python_version": "3.11"},
+}
+# Checked statically only: the optional services switched off.
+STATIC_ONLY: dict[str, dict[str, Any]] = {
+    "minimal": {
+        "python_version": "3.11",
+        "use_redis_cache": False,
+        "use_prediction_logging": False,
+        "dvc_remote": "s3",
+    },
+}
+ALL = COMBOS | STATIC_ONLY
+# Published ports of the end-to-end stack: away from the defaults another tier may hold.
+SERVING_PORT, MLFLOW_PORT, NGINX_PORT, PROMETHEUS_PORT = 18000, 15000, 18080, 19090
+# Images without a stand-in (grafana: no Debian/PyPI/npm package): checked statically only.
+NO_STANDIN = re.compile(r"^grafana/grafana")
+SERVE_FORBIDDEN = ("dvc", "optuna", "pandas", "sklearn", "matplotlib", "torch", "xgboost")
+TIMINGS: dict[str, float] = {}
+
+
+def report(capsys: pytest.CaptureFixture[str], *lines: str) -> None:
+    with capsys.disabled():
+        print()
+        for line in lines:
+            print(f"[containers] {line}")
+
+
+def build(
+    stack: Stack,
+    *services: str,
+    profiles: tuple[str, ...] = ("train",),
+    env: dict[str, str] | None = None,
+) -> tuple[float, str]:
+    args = [a for p in profiles for a in ("--profile", p)]
+    start = time.monotonic()
+    done = sh(
+        DOCKER,
+        "compose",
+        *args,
+        "build",
+        *services,
+        cwd=stack.path,
+        env=stack.env | (env or {}),
+        timeout=2400,
+    )
+    return time.monotonic() - start, done.stdout + done.stderr
