@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import subprocess
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,11 +27,13 @@ import pytest
 from tests.containers.stack import (
     ALL,
     COMBOS,
+    DOCKER,
     SERVE_FORBIDDEN,
     TIMINGS,
     Stack,
     build,
     build_steps,
+    docker_env,
     http,
     image_info,
     report,
@@ -277,3 +282,88 @@ def test_code_only_change_rebuilds_only_the_last_layers(
         f"{sum(v == 'CACHED' for v in steps.values())}/{len(steps)} steps cached)"
         + (f"; first build in this run {cold:.0f} s" if cold else ""),
     )
+
+
+# --- secrets stay out of the build context and the images -----------------------------------
+# Files that hold credentials in a working copy: none may reach the build context.
+BAIT = {
+    ".env.local": "BAIT_ENV_LOCAL={}\n",
+    ".env.production": "BAIT_ENV_PRODUCTION={}\n",
+    ".dvc/config.local": "['remote \"storage\"']\n    secret_access_key = {}\n",
+    "secrets/bait_password": "{}",
+    "src/.env": "NESTED={}\n",
+}
+
+
+def context_files(stack: Stack, dest: Path) -> set[str]:
+    """The build context exactly as the builder receives it (.dockerignore applied)."""
+    done = subprocess.run(
+        [DOCKER, "build", "-q", "-f-", "-o", f"type=local,dest={dest}", "."],
+        input="FROM scratch\nCOPY . /\n",
+        cwd=stack.path,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+
+
+def layer_hits(ref: str, needles: dict[str, bytes]) -> list[str]:
+    """Every layer of `ref` (`docker save`): paths named like a secret, files holding one."""
+    names = re.compile(r"(^|/)(\.env(\.(?!example$)[^/]*)?|config\.local)$|(^|/)secrets/")
+    hits: list[str] = []
+    save = subprocess.Popen([DOCKER, "save", ref], stdout=subprocess.PIPE, env=docker_env())
+    assert save.stdout is not None
+    with tarfile.open(fileobj=save.stdout, mode="r|") as image:
+        for member in image:
+            # Engine 20.10: <id>/layer.tar; OCI layouts: blobs/sha256/<digest>.
+            if not member.isfile() or not (
+                member.name.endswith("layer.tar") or "blobs/" in member.name
+            ):
+                continue
+            blob = image.extractfile(member)
+            assert blob is not None
+            try:
+                with tarfile.open(fileobj=blob, mode="r|*") as layer:
+                    for entry in layer:
+                        if names.search(entry.name):
+                            hits.append(f"{ref}: {entry.name}")
+                        if entry.isfile() and entry.size < 2_000_000:
+                            handle = layer.extractfile(entry)
+                            data = handle.read() if handle else b""
+                            hits += [
+                                f"{entry.name} holds {w}" for w, v in needles.items() if v in data
+                            ]
+            except tarfile.ReadError:
+                continue  # a config or manifest blob, not a layer
+    assert save.wait(timeout=60) == 0
+    return hits
+
+
+def test_secrets_never_reach_the_build_context_or_the_images(
+    built: Callable[[str], Stack], tmp_path: Path
+) -> None:
+    stack = built("default")
+    needles = {}
+    for name, text in BAIT.items():
+        value = f"bait-{name.replace('/', '-')}-{secrets.token_hex(8)}"
+        needles[name] = value.encode()
+        (stack.path / name).parent.mkdir(parents=True, exist_ok=True)
+        (stack.path / name).write_text(text.format(value), encoding="utf-8")
+    # The real secrets of the project too: .env's values and the files under secrets/.
+    for path in (stack.path / "secrets").iterdir():
+        needles.setdefault(f"secrets/{path.name}", path.read_bytes().strip())
+    try:
+        files = context_files(stack, tmp_path / "context")
+        assert ".env.example" in files and "pyproject.toml" in files, sorted(files)[:20]
+        leaked = {f for f in files if f in BAIT or f == ".env" or f.startswith("secrets/")}
+        assert not leaked, leaked
+        build(stack, "serving", "training", "mlflow")
+        for kind in ("serve", "train-cpu", "mlflow"):
+            hits = layer_hits(stack.image(kind), needles)
+            assert not hits, (kind, hits[:20])
+    finally:
+        for name in BAIT:
+            (stack.path / name).unlink(missing_ok=True)
