@@ -13,8 +13,10 @@ did not, so any test also runs alone. Images and the BuildKit cache are kept bet
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import shutil
 import subprocess
 import tarfile
 import time
@@ -24,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import Baked
 from tests.containers.stack import (
     ALL,
     COMBOS,
@@ -146,6 +149,41 @@ def test_hadolint_ignores_are_explained(stacks: dict[str, Stack], name: str) -> 
     for number, line in enumerate(config):
         if re.match(r"\s*- DL\d+", line):
             assert config[number - 1].strip().startswith("#"), line
+
+
+# checkov: the policy scanner of the Dockerfile, the CI workflows and committed secrets (it has
+# no Compose framework: test_every_file_and_profile_combination_is_valid holds the Compose
+# policy, assert_service_hardened).
+CHECKOV = os.environ.get("ML_COMPOSE_CHECKOV") or shutil.which("checkov")
+CHECKOV_FRAMEWORKS = ("dockerfile", "secrets", "github_actions", "gitlab_ci")
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_checkov_finds_nothing_and_every_skip_says_why(
+    bake_session: Callable[..., Baked], name: str
+) -> None:
+    assert CHECKOV, "checkov not found: `uv tool install checkov` or set ML_COMPOSE_CHECKOV"
+    root = bake_session(**ALL[name]).path
+    done = sh(
+        CHECKOV, "-d", str(root), "--framework", *CHECKOV_FRAMEWORKS,
+        "--quiet", "--compact", "--skip-download", "-o", "json",
+        env=docker_env({"BC_SKIP_MAPPING": "TRUE"}), check=False, timeout=900,
+    )  # fmt: skip
+    reports = json.loads(done.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    assert {r["check_type"] for r in reports} >= {"dockerfile"}, done.stdout[-2000:]
+    failed = [
+        f"{c['check_id']} {c['file_path']}:{c['file_line_range']}"
+        for r in reports
+        for c in r["results"]["failed_checks"]
+    ]
+    assert not failed, failed
+    for path in root.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for skip in re.findall(r"checkov:skip=([^\n]*)", text):
+                check, _, reason = skip.partition(":")
+                assert re.fullmatch(r"CKV\w+", check) and len(reason.strip()) >= 10, (path, skip)
 
 
 # --- images ---------------------------------------------------------------------------------
