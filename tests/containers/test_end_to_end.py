@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -378,6 +379,43 @@ def test_tune_worker_writes_its_study(flow: Flow) -> None:
     assert owner == "optuna", owner
 
 
+def test_stop_under_load_loses_no_accepted_prediction(flow: Flow) -> None:
+    """`docker compose stop serving` mid-load: every 200 the clients got is in the log."""
+    record = flow.need("record")
+    flow.need("served")
+    accepted: list[str] = []
+    stopping = threading.Event()
+
+    def client() -> None:
+        while not stopping.is_set():
+            try:
+                status, body = http("POST", f"{SERVING}/predict", record, timeout=10)
+            except OSError:  # refused or reset once the server is gone
+                time.sleep(0.05)
+                continue
+            if status == 200:
+                accepted.append(body["request_id"])
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(3)
+        start = time.monotonic()
+        flow.stack.compose("stop", "serving", timeout=300)
+        TIMINGS["e2e stop serving under load"] = time.monotonic() - start
+    finally:
+        stopping.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert len(accepted) > 10, len(accepted)
+    predictions = dotenv(flow.stack.path / ".env")["POSTGRES_DB"]
+    logged = set(flow.psql(predictions, "SELECT request_id FROM prediction_log").split())
+    lost = set(accepted) - logged
+    assert not lost, f"{len(lost)} of {len(set(accepted))} accepted predictions not logged"
+    flow.found["stopped"] = len(accepted)
+
+
 # --- production variant ---------------------------------------------------------------------
 def test_production_variant_serves_behind_the_edge(flow: Flow) -> None:
     """Same volumes: file secrets, two replicas behind the unprivileged nginx."""
@@ -396,6 +434,8 @@ def test_production_variant_serves_behind_the_edge(flow: Flow) -> None:
     for service, infos in containers(stack).items():
         for info in infos:
             assert_hardened(service, info)
+    # Fresh replicas load the champion after they are up (/health): wait for /ready.
+    wait_for(lambda: http("GET", f"{PROXY}/ready")[0] == 200, 180, "the replicas ready")
     versions = set()
     for _ in range(4):
         status, body = http("POST", f"{PROXY}/predict", record)
