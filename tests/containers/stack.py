@@ -97,6 +97,18 @@ class Stack:
             check=False,
         )
 
+    @property
+    def container_filter(self) -> tuple[str, ...]:
+        """`docker ps` filters for this project's containers. Compose labels the images it
+        builds with the project too, so containers that something else starts from those images
+        (`docker run`, another tier) carry it; only Compose's own containers have a config hash."""
+        return (
+            "--filter",
+            f"label=com.docker.compose.project=mlc-{self.name}",
+            "--filter",
+            "label=com.docker.compose.config-hash",
+        )
+
     def image(self, kind: str) -> str:
         """Image name of a target: serve, mlflow, train-cpu, train-cuda."""
         slug = self.path.name
@@ -104,9 +116,7 @@ class Stack:
 
     def logs(self) -> str:
         """Diagnostics for a failed step: container states (OOM kills, restarts) and logs."""
-        ids = sh(
-            DOCKER, "ps", "-aq", "--filter", f"label=com.docker.compose.project=mlc-{self.name}"
-        ).stdout.split()
+        ids = sh(DOCKER, "ps", "-aq", *self.container_filter).stdout.split()
         states = (
             sh(
                 DOCKER,
@@ -138,9 +148,7 @@ class Stack:
 
     def mounted_volumes(self) -> set[str]:
         """Volumes (named and anonymous) mounted by this project's containers right now."""
-        ids = sh(
-            DOCKER, "ps", "-aq", "--filter", f"label=com.docker.compose.project=mlc-{self.name}"
-        ).stdout.split()
+        ids = sh(DOCKER, "ps", "-aq", *self.container_filter).stdout.split()
         if not ids:
             return set()
         out = sh(
@@ -157,11 +165,11 @@ class Stack:
         label = f"label=com.docker.compose.project=mlc-{self.name}"
         found = {}
         for kind, cmd in {
-            "containers": ("container", "ls", "-aq"),
-            "volumes": ("volume", "ls", "-q"),
-            "networks": ("network", "ls", "-q"),
+            "containers": ("container", "ls", "-aq", *self.container_filter),
+            "volumes": ("volume", "ls", "-q", "--filter", label),
+            "networks": ("network", "ls", "-q", "--filter", label),
         }.items():
-            out = sh(DOCKER, *cmd, "--filter", label).stdout.split()
+            out = sh(DOCKER, *cmd).stdout.split()
             found[kind] = out
         return found
 

@@ -128,9 +128,7 @@ def mlflow_call(
 
 def containers(stack: Stack, *compose_files: str) -> dict[str, list[dict[str, Any]]]:
     """service -> `docker inspect` of each of its containers (running or exited)."""
-    ids = sh(
-        DOCKER, "ps", "-aq", "--filter", f"label=com.docker.compose.project=mlc-{stack.name}"
-    ).stdout.split()
+    ids = sh(DOCKER, "ps", "-aq", *stack.container_filter).stdout.split()
     found: dict[str, list[dict[str, Any]]] = {}
     for info in json.loads(sh(DOCKER, "inspect", *ids).stdout):
         service = info["Config"]["Labels"]["com.docker.compose.service"]
