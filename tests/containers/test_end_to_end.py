@@ -32,6 +32,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,6 +79,9 @@ class Flow:
 
     def secret(self, name: str) -> str:
         return (self.stack.path / "secrets" / name).read_text(encoding="utf-8").strip()
+
+    def secrets(self) -> list[Path]:
+        return sorted((self.stack.path / "secrets").iterdir())
 
     def exec(self, service: str, *cmd: str, check: bool = True) -> str:
         done = self.stack.compose("exec", "-T", service, *cmd, check=check)
@@ -204,6 +208,18 @@ def test_serving_cannot_write_outside_its_tmpfs(flow: Flow) -> None:
     assert [line for line in out if line.startswith("refused")] == [f"refused {d}" for d in fixed]
     errors = flow.exec("serving", "sh", "-c", "echo x > /app/probe", check=False)
     assert "Read-only file system" in errors, errors
+
+
+def test_no_secret_in_any_argv_and_the_admin_token_in_no_environment(flow: Flow) -> None:
+    """ps shows every process's argv to every local user; the token is read from its file."""
+    values = {p.name: p.read_text(encoding="utf-8").strip() for p in flow.secrets()}
+    for service in ("serving", "mlflow", "redis", "db"):
+        argv = flow.exec(service, "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+        shown = [name for name, value in values.items() if value in argv]
+        assert not shown, (service, shown)
+    environ = flow.exec("serving", "sh", "-c", "cat /proc/[0-9]*/environ | tr '\\0' '\\n'")
+    assert values["admin_token"] not in environ
+    assert "ADMIN_TOKEN_FILE=/run/secrets/admin_token" in environ
 
 
 # --- least privilege ------------------------------------------------------------------------

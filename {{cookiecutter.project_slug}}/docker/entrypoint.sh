@@ -4,8 +4,9 @@
 #
 # For each NAME_FILE variable that names a Docker secret (a file under /run/secrets/:
 # POSTGRES_PASSWORD_FILE, ADMIN_TOKEN_FILE, ...) NAME is set from the file unless NAME is
-# already non-empty. Other *_FILE variables (SSL_CERT_FILE, ...) are left alone. The Postgres password is exported as PGPASSWORD,
-# which libpq (psycopg) reads, so database URLs never carry it.
+# already non-empty; ADMIN_TOKEN_FILE is left for the application, which reads the file itself.
+# Other *_FILE variables (SSL_CERT_FILE, ...) are left alone. The Postgres password is exported
+# as PGPASSWORD, which libpq (psycopg) reads, so database URLs never carry it.
 set -eu
 
 for name in $(env | sed -n 's/^\([A-Z][A-Z0-9_]*\)_FILE=.*/\1/p'); do
@@ -14,6 +15,11 @@ for name in $(env | sed -n 's/^\([A-Z][A-Z0-9_]*\)_FILE=.*/\1/p'); do
     case "$file" in
         /run/secrets/*) ;;
         *) continue ;;
+    esac
+    # Read as a file by the application itself (settings.py: every setting takes <NAME>_FILE),
+    # so the value never enters a process environment.
+    case "$name" in
+        ADMIN_TOKEN) continue ;;
     esac
     if [ -n "$current" ]; then
         continue
