@@ -405,3 +405,35 @@ def test_secrets_never_reach_the_build_context_or_the_images(
     finally:
         for name in BAIT:
             (stack.path / name).unlink(missing_ok=True)
+
+
+def test_prod_secrets_refuses_placeholders_and_short_values(
+    bake_session: Callable[..., Baked], tmp_path: Path
+) -> None:
+    """docker/prod-secrets.sh (`make prod-secrets`), on a copy of the generated project."""
+    project = tmp_path / "project"
+    shutil.copytree(bake_session().path, project, ignore=shutil.ignore_patterns(".git"))
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return sh("sh", "docker/prod-secrets.sh", cwd=project, check=False, timeout=60)
+
+    done = run()
+    assert done.returncode == 0 and "keep      secrets/admin_token" in done.stdout, done
+    secrets_dir = project / "secrets"
+    for weak in ("change-me", "short-but-random-9Zq"):
+        (secrets_dir / "admin_token").write_text(weak, encoding="utf-8")
+        done = run()
+        assert done.returncode == 1 and "refused secrets/admin_token" in done.stderr, done
+    (secrets_dir / "admin_token").write_text(secrets.token_urlsafe(32), encoding="utf-8")
+
+    env = project / ".env"
+    lines = env.read_text(encoding="utf-8").splitlines()
+    (secrets_dir / "redis_password").unlink()
+    (secrets_dir / "optuna_db_password").unlink()
+    kept = [line for line in lines if not line.startswith(("REDIS_PASSWORD=", "OPTUNA_DB_"))]
+    env.write_text("\n".join([*kept, "REDIS_PASSWORD=change-me"]) + "\n", encoding="utf-8")
+    done = run()
+    assert done.returncode == 1 and "refused REDIS_PASSWORD in .env" in done.stderr, done
+    assert not (secrets_dir / "redis_password").exists()
+    assert "random    secrets/optuna_db_password" in done.stdout, done.stdout
+    assert len((secrets_dir / "optuna_db_password").read_text(encoding="utf-8")) >= 24
