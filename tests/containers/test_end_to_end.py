@@ -526,5 +526,7 @@ def test_down_leaves_nothing(flow: Flow, capsys: pytest.CaptureFixture[str]) -> 
         capsys,
         f"e2e: training profile {TIMINGS.get('e2e training run', 0):.0f} s, "
         f"tune worker {TIMINGS.get('e2e tune (2 trials)', 0):.0f} s; "
-        f"champion v{flow.found.get('champion')} served, logged and cached",
+        f"champion v{flow.found.get('champion')} served, logged and cached; "
+        f"stop under load: {flow.found.get('stopped')} accepted predictions, all logged "
+        f"({TIMINGS.get('e2e stop serving under load', 0):.1f} s to stop)",
     )
