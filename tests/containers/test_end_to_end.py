@@ -469,6 +469,18 @@ def test_edge_refuses_admin_and_metrics(flow: Flow) -> None:
     assert http("GET", f"{PROXY}/health")[0] == 200
 
 
+def test_documented_production_reload_reaches_every_replica(flow: Flow) -> None:
+    """The loop of docs/production.md "Reloading the model", run as written."""
+    flow.need("prod")
+    doc = (flow.stack.path / "docs" / "production.md").read_text(encoding="utf-8")
+    section = doc.split("## Reloading the model", 1)[1]
+    script = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    done = sh("bash", "-euc", script, cwd=flow.stack.path, env=flow.stack.env, timeout=300)
+    answers = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(answers) == int(PROD_ENV["SERVING_REPLICAS"]), done.stdout
+    assert all(a["state"] == "ok" and a["version"] == flow.need("served") for a in answers)
+
+
 # nginx/serving.conf: 100 requests a second per client, bursts of 200 more.
 RATE, BURST = 100, 200
 
