@@ -40,6 +40,15 @@ REVOKE ALL ON DATABASE "$1" FROM PUBLIC;
 SQL
 }
 
+# Without role passwords (deploy/k8s/overlays/dev: one database user), only the databases
+# named in EXTRA_DATABASES, owned by POSTGRES_USER.
+if [ -z "${MLFLOW_DB_PASSWORD_FILE:-}" ]; then
+    for database in ${EXTRA_DATABASES:-}; do
+        create_database "$database" "$POSTGRES_USER"
+    done
+    exit 0
+fi
+
 create_role mlflow "$MLFLOW_DB_PASSWORD_FILE"
 create_database mlflow mlflow
 create_database mlflow_auth mlflow
