@@ -220,7 +220,7 @@ class PredictionLogger:
             "prediction_log_failing",
             "1 while the last write failed, labelled with why (/ready says the fix)",
             ["reason"],
-            registry=registry,
+            registry=r,
         )
         for reason in FAILURES:
             failing.labels(reason=reason).set_function(functools.partial(self._failing, reason))
