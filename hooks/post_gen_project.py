@@ -60,8 +60,23 @@ REMOVE_WHEN: dict[tuple[str, Any], tuple[str, ...]] = {
     ("open_source_license", "Proprietary"): (),
 }
 
-# Keys of .env.example whose placeholder is replaced by a fresh random value in .env.
-SECRET_KEYS = ("POSTGRES_PASSWORD", "ADMIN_TOKEN", "GRAFANA_ADMIN_PASSWORD")
+# Keys of .env.example whose placeholder is replaced by a fresh random value in .env; each one
+# is also written to secrets/<key in lower case>, the file its container reads (compose.yaml).
+# One credential per identity: docs/production.md lists what each may do.
+SECRET_KEYS = (
+    "POSTGRES_PASSWORD",
+    "MLFLOW_DB_PASSWORD",
+    "OPTUNA_DB_PASSWORD",
+    "MIGRATE_DB_PASSWORD",
+    "SERVING_DB_PASSWORD",
+    "REDIS_PASSWORD",
+    "ADMIN_TOKEN",
+    "MLFLOW_ADMIN_PASSWORD",
+    "MLFLOW_TRAINING_PASSWORD",
+    "MLFLOW_SERVING_PASSWORD",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    "GRAFANA_ADMIN_PASSWORD",
+)
 PLACEHOLDER = "change-me"
 BUILD_BLOCK_MARKER = "# --- build settings chosen at generation (hooks/post_gen_project.py) ---"
 
@@ -144,12 +159,27 @@ def write_build_settings(project: Path, answers: Mapping[str, Any]) -> None:
         pyproject.write_text(pyproject.read_text(encoding="utf-8") + source, encoding="utf-8")
 
 
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Create `path` with `mode` from the first byte on (no window under the default umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # Before any byte: O_CREAT's mode is filtered by the umask, and an existing file keeps its own.
+    os.fchmod(fd, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def write_env(project: Path) -> None:
-    env = project / ".env"
-    env.write_text(
-        render_env((project / ".env.example").read_text(encoding="utf-8")), encoding="utf-8"
-    )
-    env.chmod(0o600)
+    text = render_env((project / ".env.example").read_text(encoding="utf-8"))
+    write_private(project / ".env", text)
+    # secrets/: private folder; the files stay readable because Compose bind-mounts them
+    # unchanged into containers whose users differ from the host's (docker/prod-secrets.sh).
+    folder = project / "secrets"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() in SECRET_KEYS:
+            write_private(folder / key.strip().lower(), value.strip(), mode=0o644)
 
 
 def lock_dependencies(project: Path) -> str:

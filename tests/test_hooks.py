@@ -171,3 +171,25 @@ def test_baked_env_example_holds_placeholders_only(bake) -> None:  # type: ignor
         assert f"{key}={post.PLACEHOLDER}" in example
         assert f"{key}={post.PLACEHOLDER}" not in env
     assert (project.path / ".env").stat().st_mode & 0o077 == 0
+
+
+def test_every_secret_is_also_a_file_for_its_container(bake) -> None:  # type: ignore[no-untyped-def]
+    """compose.yaml mounts secrets/<key in lower case>: the same random values as .env."""
+    project = bake(monitoring="prometheus-grafana")
+    env = dict(line.split("=", 1) for line in project.read(".env").splitlines() if "=" in line)
+    folder = project.path / "secrets"
+    assert folder.stat().st_mode & 0o077 == 0
+    for key in post.SECRET_KEYS:
+        assert (folder / key.lower()).read_text(encoding="utf-8") == env[key]
+        assert len(env[key]) >= 24
+    compose = project.read("compose.yaml")
+    for path in folder.iterdir():
+        assert f"file: ./secrets/{path.name}\n" in compose, path.name
+
+
+def test_private_files_never_exist_with_wider_modes(tmp_path: Path) -> None:
+    target = tmp_path / "secret"
+    target.write_text("old")
+    target.chmod(0o644)
+    post.write_private(target, "new")
+    assert target.read_text() == "new" and target.stat().st_mode & 0o777 == 0o600

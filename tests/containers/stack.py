@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 KIT = Path(os.environ.get("ML_COMPOSE_CONTAINERS", REPO.parent / "shared" / "containers"))
 DOCKER = "/usr/bin/docker"
@@ -95,6 +97,18 @@ class Stack:
             check=False,
         )
 
+    @property
+    def container_filter(self) -> tuple[str, ...]:
+        """`docker ps` filters for this project's containers. Compose labels the images it
+        builds with the project too, so containers that something else starts from those images
+        (`docker run`, another tier) carry it; only Compose's own containers have a config hash."""
+        return (
+            "--filter",
+            f"label=com.docker.compose.project=mlc-{self.name}",
+            "--filter",
+            "label=com.docker.compose.config-hash",
+        )
+
     def image(self, kind: str) -> str:
         """Image name of a target: serve, mlflow, train-cpu, train-cuda."""
         slug = self.path.name
@@ -102,9 +116,7 @@ class Stack:
 
     def logs(self) -> str:
         """Diagnostics for a failed step: container states (OOM kills, restarts) and logs."""
-        ids = sh(
-            DOCKER, "ps", "-aq", "--filter", f"label=com.docker.compose.project=mlc-{self.name}"
-        ).stdout.split()
+        ids = sh(DOCKER, "ps", "-aq", *self.container_filter).stdout.split()
         states = (
             sh(
                 DOCKER,
@@ -136,9 +148,7 @@ class Stack:
 
     def mounted_volumes(self) -> set[str]:
         """Volumes (named and anonymous) mounted by this project's containers right now."""
-        ids = sh(
-            DOCKER, "ps", "-aq", "--filter", f"label=com.docker.compose.project=mlc-{self.name}"
-        ).stdout.split()
+        ids = sh(DOCKER, "ps", "-aq", *self.container_filter).stdout.split()
         if not ids:
             return set()
         out = sh(
@@ -155,11 +165,11 @@ class Stack:
         label = f"label=com.docker.compose.project=mlc-{self.name}"
         found = {}
         for kind, cmd in {
-            "containers": ("container", "ls", "-aq"),
-            "volumes": ("volume", "ls", "-q"),
-            "networks": ("network", "ls", "-q"),
+            "containers": ("container", "ls", "-aq", *self.container_filter),
+            "volumes": ("volume", "ls", "-q", "--filter", label),
+            "networks": ("network", "ls", "-q", "--filter", label),
         }.items():
-            out = sh(DOCKER, *cmd, "--filter", label).stdout.split()
+            out = sh(DOCKER, *cmd).stdout.split()
             found[kind] = out
         return found
 
@@ -261,3 +271,62 @@ def build_steps(log: str) -> dict[tuple[str, str], str]:
             if states.get(key) != "DONE":
                 states[key] = "CACHED" if match.group(2) == "CACHED" else "DONE"
     return states
+
+
+# --- the combinations of the tier and their builds -------------------------------------------
+# name -> answers. sklearn: default; xgboost: the CUDA combination (with monitoring, so its
+# files are checked too); pytorch: CPU on Python 3.11 (the CPU wheel available offline here).
+COMBOS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "xgboost-cuda": {
+        "model_framework": "xgboost",
+        "compute": "cuda",
+        "cuda_version": "12.6",
+        "monitoring": "prometheus-grafana",
+    },
+    "pytorch-cpu": {"model_framework": "pytorch", "python_version": "3.11"},
+}
+# Checked statically only: the optional services switched off.
+STATIC_ONLY: dict[str, dict[str, Any]] = {
+    "minimal": {
+        "python_version": "3.11",
+        "use_redis_cache": False,
+        "use_prediction_logging": False,
+        "dvc_remote": "s3",
+    },
+}
+ALL = COMBOS | STATIC_ONLY
+# Published ports of the end-to-end stack: away from the defaults another tier may hold.
+SERVING_PORT, MLFLOW_PORT, NGINX_PORT, PROMETHEUS_PORT = 18000, 15000, 18080, 19090
+# Images without a stand-in (grafana: no Debian/PyPI/npm package): checked statically only.
+NO_STANDIN = re.compile(r"^grafana/grafana")
+SERVE_FORBIDDEN = ("dvc", "optuna", "pandas", "sklearn", "matplotlib", "torch", "xgboost")
+TIMINGS: dict[str, float] = {}
+
+
+def report(capsys: pytest.CaptureFixture[str], *lines: str) -> None:
+    with capsys.disabled():
+        print()
+        for line in lines:
+            print(f"[containers] {line}")
+
+
+def build(
+    stack: Stack,
+    *services: str,
+    profiles: tuple[str, ...] = ("train",),
+    env: dict[str, str] | None = None,
+) -> tuple[float, str]:
+    args = [a for p in profiles for a in ("--profile", p)]
+    start = time.monotonic()
+    done = sh(
+        DOCKER,
+        "compose",
+        *args,
+        "build",
+        *services,
+        cwd=stack.path,
+        env=stack.env | (env or {}),
+        timeout=2400,
+    )
+    return time.monotonic() - start, done.stdout + done.stderr

@@ -1,11 +1,10 @@
-"""Container tier: the generated images and Compose files, built and run for real.
+"""Container tier: the generated images and Compose files, built and checked for real.
 
 For the default combination, a CUDA combination and one combination per framework: static
 checks of every file combination, every image target built on the local stand-ins of the
-shared container kit, then the default combination end to end (stack up, training profile to
-completion against the containerised MLflow + Postgres, champion promoted, serving reloads it,
-POST /predict through the published port, prediction-log row in Postgres, cached entry in
-Redis, `down -v` leaves nothing) and a code-only change that rebuilds only the last layers.
+shared container kit, what the build context and the image layers hold, Prometheus scraping
+the replicas, and a code-only change that rebuilds only the last layers. The default
+combination running end to end is test_end_to_end.py.
 
 Tests run in one xdist group, in order; each fixture builds what it needs if an earlier test
 did not, so any test also runs alone. Images and the BuildKit cache are kept between runs.
@@ -14,9 +13,14 @@ did not, so any test also runs alone. Images and the BuildKit cache are kept bet
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
+import shutil
+import subprocess
+import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,102 +28,24 @@ import pytest
 
 from tests.conftest import Baked
 from tests.containers.stack import (
+    ALL,
+    COMBOS,
     DOCKER,
-    KIT,
+    SERVE_FORBIDDEN,
+    TIMINGS,
     Stack,
+    build,
     build_steps,
+    docker_env,
     http,
     image_info,
-    kit_available,
-    provide_torch_wheels,
+    report,
     run_in_image,
     sh,
     wait_for,
 )
 
 pytestmark = [pytest.mark.containers, pytest.mark.xdist_group("containers")]
-
-# name -> answers. sklearn: default; xgboost: the CUDA combination (with monitoring, so its
-# files are checked too); pytorch: CPU on Python 3.11 (the CPU wheel available offline here).
-COMBOS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "xgboost-cuda": {
-        "model_framework": "xgboost",
-        "compute": "cuda",
-        "cuda_version": "12.6",
-        "monitoring": "prometheus-grafana",
-    },
-    "pytorch-cpu": {"model_framework": "pytorch", "python_version": "3.11"},
-}
-# Checked statically only: the optional services switched off.
-STATIC_ONLY: dict[str, dict[str, Any]] = {
-    "minimal": {
-        "python_version": "3.11",
-        "use_redis_cache": False,
-        "use_prediction_logging": False,
-        "dvc_remote": "s3",
-    },
-}
-ALL = COMBOS | STATIC_ONLY
-# Published ports of the end-to-end stack: away from the defaults another tier may hold.
-SERVING_PORT, MLFLOW_PORT, NGINX_PORT, PROMETHEUS_PORT = 18000, 15000, 18080, 19090
-# Images without a stand-in (grafana: no Debian/PyPI/npm package): checked statically only.
-NO_STANDIN = re.compile(r"^grafana/grafana")
-SERVE_FORBIDDEN = ("dvc", "optuna", "pandas", "sklearn", "matplotlib", "torch", "xgboost")
-TIMINGS: dict[str, float] = {}
-
-
-def report(capsys: pytest.CaptureFixture[str], *lines: str) -> None:
-    with capsys.disabled():
-        print()
-        for line in lines:
-            print(f"[containers] {line}")
-
-
-@pytest.fixture(scope="session")
-def kit() -> Path:
-    reason = kit_available()
-    if reason:
-        pytest.skip(reason)
-    return KIT
-
-
-@pytest.fixture(scope="session")
-def stacks(bake_session: Callable[..., Baked], kit: Path) -> dict[str, Stack]:
-    """The baked projects, each with its stand-ins provided and its build environment."""
-    result: dict[str, Stack] = {}
-    for name, answers in ALL.items():
-        baked = bake_session(**answers)
-        extra: dict[str, str] = {}
-        # Published ports away from the defaults another tier (or a user's stack) may hold.
-        offset = list(ALL).index(name)
-        extra = {
-            "SERVING_PORT": str(SERVING_PORT + offset),
-            "MLFLOW_PORT": str(MLFLOW_PORT + offset),
-            "PROMETHEUS_PORT": str(PROMETHEUS_PORT + offset),
-        }
-        if name == "default" and not baked.has_file("uv.lock"):
-            # The locked path of the Dockerfile (`uv sync --frozen`); the others resolve.
-            baked.run("uv", "lock", "--quiet", timeout=600)
-        if answers.get("compute") == "cuda":
-            # The CUDA stand-in is Debian without Python and the Python download host is
-            # unreachable here: use the distribution's python3 (PYTHON_SOURCE=apt).
-            extra["PYTHON_SOURCE"] = "apt"
-        if answers.get("model_framework") == "pytorch":
-            extra["UV_INDEX"] = provide_torch_wheels(baked.path)
-        result[name] = Stack(name, baked.path, baked.package, extra)
-    done = sh(
-        str(kit / "up"), *(f"--scan={s.path}" for s in result.values()), check=False, timeout=1800
-    )
-    missing = [
-        line.split()[0]
-        for line in done.stdout.splitlines()
-        if "NO STAND-IN" in line and not NO_STANDIN.match(line)
-    ]
-    assert not missing and (done.returncode == 0 or "NO STAND-IN" in done.stdout), (
-        f"up failed for {missing}:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    )
-    return result
 
 
 # --- static ---------------------------------------------------------------------------------
@@ -150,10 +76,14 @@ def test_every_file_and_profile_combination_is_valid(stacks: dict[str, Stack], n
                 assert "ports" not in services["serving"], "replicas cannot share a port"
                 assert services["serving"]["deploy"]["replicas"] >= 2
                 assert "nginx" in services
-                sources = [x["source"] for v in services.values() for x in v.get("secrets", [])]
-                assert sources and all(x.endswith("_file") for x in sources), sources
                 for service in services.values():
                     assert not [v for v in service.get("volumes", []) if v["type"] == "bind"]
+            # Secrets are files (an `environment:` secret cannot reach a read-only container).
+            assert config["secrets"] and all(
+                set(v) == {"name", "file"} for v in config["secrets"].values()
+            ), config["secrets"]
+            for name, service in services.items():
+                assert_service_hardened(name, service)
             if "compose.override.yaml" in files:
                 published = services["serving"]["ports"][0]["published"]
                 assert published == stack.extra_env["SERVING_PORT"]
@@ -162,6 +92,21 @@ def test_every_file_and_profile_combination_is_valid(stacks: dict[str, Stack], n
     for service in ("db", "redis"):
         if service in config["services"]:
             assert list(config["services"][service]["networks"]) == ["backend"]
+
+
+# One-shot services that write into their image's tree (DVC: dvc.lock, data/, models/).
+WRITABLE_ROOT = {"training", "training-gpu", "tuner"}
+
+
+def assert_service_hardened(name: str, service: dict[str, Any]) -> None:
+    """Every service of every profile: what test_end_to_end checks on the running containers."""
+    assert service.get("cap_drop") == ["ALL"] and not service.get("cap_add"), name
+    assert "no-new-privileges:true" in service.get("security_opt", []), name
+    assert service.get("init") is True, name
+    limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
+    assert limits.get("cpus") and limits.get("memory") and limits.get("pids"), (name, limits)
+    assert service.get("read_only", False) is (name not in WRITABLE_ROOT), name
+    assert not service.get("privileged"), name
 
 
 def test_make_targets_of_the_daily_loop(stacks: dict[str, Stack]) -> None:
@@ -206,49 +151,42 @@ def test_hadolint_ignores_are_explained(stacks: dict[str, Stack], name: str) -> 
             assert config[number - 1].strip().startswith("#"), line
 
 
-# --- images ---------------------------------------------------------------------------------
-def build(
-    stack: Stack,
-    *services: str,
-    profiles: tuple[str, ...] = ("train",),
-    env: dict[str, str] | None = None,
-) -> tuple[float, str]:
-    args = [a for p in profiles for a in ("--profile", p)]
-    start = time.monotonic()
+# checkov: the policy scanner of the Dockerfile, the CI workflows and committed secrets (it has
+# no Compose framework: test_every_file_and_profile_combination_is_valid holds the Compose
+# policy, assert_service_hardened).
+CHECKOV = os.environ.get("ML_COMPOSE_CHECKOV") or shutil.which("checkov")
+CHECKOV_FRAMEWORKS = ("dockerfile", "secrets", "github_actions", "gitlab_ci")
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_checkov_finds_nothing_and_every_skip_says_why(
+    bake_session: Callable[..., Baked], name: str
+) -> None:
+    assert CHECKOV, "checkov not found: `uv tool install checkov` or set ML_COMPOSE_CHECKOV"
+    root = bake_session(**ALL[name]).path
     done = sh(
-        DOCKER,
-        "compose",
-        *args,
-        "build",
-        *services,
-        cwd=stack.path,
-        env=stack.env | (env or {}),
-        timeout=2400,
-    )
-    return time.monotonic() - start, done.stdout + done.stderr
+        CHECKOV, "-d", str(root), "--framework", *CHECKOV_FRAMEWORKS,
+        "--quiet", "--compact", "--skip-download", "-o", "json",
+        env=docker_env({"BC_SKIP_MAPPING": "TRUE"}), check=False, timeout=900,
+    )  # fmt: skip
+    reports = json.loads(done.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    assert {r["check_type"] for r in reports} >= {"dockerfile"}, done.stdout[-2000:]
+    failed = [
+        f"{c['check_id']} {c['file_path']}:{c['file_line_range']}"
+        for r in reports
+        for c in r["results"]["failed_checks"]
+    ]
+    assert not failed, failed
+    for path in root.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for skip in re.findall(r"checkov:skip=([^\n]*)", text):
+                check, _, reason = skip.partition(":")
+                assert re.fullmatch(r"CKV\w+", check) and len(reason.strip()) >= 10, (path, skip)
 
 
-@pytest.fixture(scope="session")
-def built(stacks: dict[str, Stack]) -> Callable[[str], Stack]:
-    done: set[str] = set()
-
-    def _built(name: str) -> Stack:
-        stack = stacks[name]
-        if name not in done:
-            seconds, _ = build(stack, profiles=("train", "tune"))
-            TIMINGS[f"build {name}"] = seconds
-            if COMBOS[name].get("compute") == "cuda":
-                # training-gpu, and the CPU training image of a CUDA project (COMPUTE=cpu).
-                TIMINGS[f"build {name} gpu"], _ = build(stack, "training-gpu", profiles=("gpu",))
-                TIMINGS[f"build {name} COMPUTE=cpu"], _ = build(
-                    stack, "training", env={"COMPUTE": "cpu"}
-                )
-            done.add(name)
-        return stack
-
-    return _built
-
-
+# --- images ---------------------------------------------------------------------------------
 def assert_runtime_image(ref: str) -> dict[str, Any]:
     config = image_info(ref)["Config"]
     assert config["User"] == "10001:10001", f"{ref} runs as {config['User']!r}"
@@ -317,184 +255,7 @@ def test_image_sizes(
     assert serve <= 0.40 * train
 
 
-# --- end to end -----------------------------------------------------------------------------
-@pytest.fixture
-def running(built: Callable[[str], Stack]) -> Iterator[Stack]:
-    stack = built("default")
-    stack.down()
-    try:
-        done = stack.compose(
-            "up", "-d", "--wait", "--wait-timeout", "300", check=False, timeout=600
-        )
-        assert done.returncode == 0, f"{done.stderr[-3000:]}\n{stack.logs()}"
-        yield stack
-    finally:
-        stack.down()
-
-
-def example_record(stack: Stack) -> dict[str, Any]:
-    """A valid request built from the project's schema, inside the serve container."""
-    code = (
-        "import json\n"
-        f"from {stack.package}.schema import FEATURES\n"
-        "record = {}\n"
-        "for f in FEATURES:\n"
-        "    if f.kind == 'categorical':\n"
-        "        record[f.name] = f.categories[0]\n"
-        "        continue\n"
-        "    low = f.minimum if f.minimum is not None else 0\n"
-        "    high = f.maximum if f.maximum is not None else low + 10\n"
-        "    value = (low + high) / 2\n"
-        "    record[f.name] = int(value) if f.dtype == 'int' else float(value)\n"
-        "print(json.dumps(record))\n"
-    )
-    out = stack.compose("exec", "-T", "serving", "python", "-c", code).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
-
-
-def test_end_to_end(
-    running: Stack, stacks: dict[str, Stack], capsys: pytest.CaptureFixture[str]
-) -> None:
-    stack = running
-    serving = f"http://127.0.0.1:{SERVING_PORT}"
-    mlflow = f"http://127.0.0.1:{MLFLOW_PORT}"
-    assert http("GET", f"{serving}/health")[0] == 200
-    assert http("GET", f"{serving}/ready")[0] == 503  # fresh volumes: no model yet
-    assert http("GET", f"{mlflow}/health")[0] == 200
-    volumes = stack.mounted_volumes()
-
-    start = time.monotonic()
-    # `make train`: docker compose --profile train run --rm --build training
-    done = stack.run_make("train", timeout=1800)
-    TIMINGS["e2e training run"] = time.monotonic() - start
-    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-
-    model = stack.package
-    status, body = http(
-        "GET", f"{mlflow}/api/2.0/mlflow/registered-models/alias?name={model}&alias=champion"
-    )
-    assert status == 200, body
-    champion = body["model_version"]["version"]
-
-    # `make reload`: POST /admin/reload?wait=true with ADMIN_TOKEN from .env
-    done = stack.run_make("reload", timeout=300)
-    assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-    body = json.loads(done.stdout.strip().splitlines()[-1])
-    assert body["state"] == "ok" and str(body["version"]) == str(champion), body
-    wait_for(lambda: http("GET", f"{serving}/ready")[0] == 200, 120, "serving ready")
-    status, body = http("GET", f"{serving}/model")
-    assert status == 200 and str(body["version"]) == str(champion), body
-
-    record = example_record(stack)
-    status, first = http("POST", f"{serving}/predict", record)
-    assert status == 200, first
-    assert first["model_version"] == str(champion) and first["cached"] is False
-    assert set(first["probabilities"]) >= {first["label"]}
-    status, second = http("POST", f"{serving}/predict", record)
-    assert status == 200 and second["cached"] is True, second
-
-    def logged() -> bool:
-        sql = (
-            "SELECT count(*) FROM prediction_log WHERE request_id = "
-            f"'{first['request_id']}' AND model_version = '{champion}'"
-        )
-        out = stack.compose(
-            "exec",
-            "-T",
-            "db",
-            "sh",
-            "-c",
-            f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "{sql}"',
-            check=False,
-        ).stdout
-        return out.strip() == "1"
-
-    wait_for(logged, 60, "the prediction-log row in Postgres")
-
-    # Every metric the Grafana dashboard (of a monitoring project) queries is exported.
-    status, exported = http("GET", f"{serving}/metrics")
-    assert status == 200
-    monitored = stacks["xgboost-cuda"].path
-    dashboard = (monitored / "monitoring/grafana/dashboards/serving.json").read_text("utf-8")
-    queried = set(re.findall(r"\b([a-z_]+(?:_total|_bucket|_version))\b", dashboard))
-    missing = {m for m in queried if f"\n{m}{{" not in exported and f"\n{m} " not in exported}
-    assert queried and not missing, missing
-    keys = stack.compose("exec", "-T", "redis", "redis-cli", "--scan").stdout.split()
-    assert [k for k in keys if model in k and f":{champion}:" in k], keys
-
-    # Optuna worker of the `tune` profile: a study in the Postgres `optuna` database.
-    start = time.monotonic()
-    stack.compose(
-        "--profile",
-        "tune",
-        "run",
-        "--rm",
-        "tuner",
-        "python",
-        "-m",
-        model,
-        "tune",
-        "--n-trials",
-        "2",
-        "--no-write",
-        timeout=900,
-    )
-    TIMINGS["e2e tune (2 trials)"] = time.monotonic() - start
-    trials = stack.compose(
-        "exec",
-        "-T",
-        "db",
-        "sh",
-        "-c",
-        'psql -U "$POSTGRES_USER" -d optuna -tAc "SELECT count(*) FROM trials"',
-    ).stdout.strip()
-    assert int(trials) >= 2, trials
-
-    # Production variant on the same volumes: secrets from files, replicas behind nginx.
-    sh("sh", "docker/prod-secrets.sh", cwd=stack.path)
-    prod = ["-f", "compose.yaml", "-f", "compose.prod.yaml"]
-    prod_env = {"SERVING_REPLICAS": "2", "HTTP_PORT": str(NGINX_PORT)}
-    stack.extra_env.update(prod_env)
-    try:
-        done = stack.compose(
-            *prod,
-            "up",
-            "-d",
-            "--wait",
-            "--wait-timeout",
-            "300",
-            "--remove-orphans",
-            check=False,
-            timeout=600,
-        )
-        assert done.returncode == 0, f"{done.stderr[-3000:]}\n{stack.logs()}"
-        volumes |= stack.mounted_volumes()
-        replicas = stack.compose(*prod, "ps", "-q", "serving").stdout.split()
-        assert len(replicas) == 2, replicas
-        proxy = f"http://127.0.0.1:{NGINX_PORT}"
-        versions = set()
-        for _ in range(4):
-            status, body = http("POST", f"{proxy}/predict", record)
-            assert status == 200, body
-            versions.add(body["model_version"])
-        assert versions == {str(champion)}
-        assert http("GET", f"{proxy}/metrics")[0] == 404
-    finally:
-        for key in prod_env:
-            stack.extra_env.pop(key, None)
-
-    stack.down()
-    assert stack.leftovers() == {"containers": [], "volumes": [], "networks": []}
-    existing = set(sh(DOCKER, "volume", "ls", "-q").stdout.split())
-    assert volumes and not volumes & existing, f"volumes left behind: {volumes & existing}"
-    report(
-        capsys,
-        f"e2e: training profile {TIMINGS['e2e training run']:.0f} s, "
-        f"tune worker {TIMINGS['e2e tune (2 trials)']:.0f} s; champion v{champion} served, "
-        "logged and cached; prod variant (2 replicas behind nginx, file secrets) served it",
-    )
-
-
+# --- monitoring -----------------------------------------------------------------------------
 def test_prometheus_scrapes_every_serving_replica(built: Callable[[str], Stack]) -> None:
     """Profile `monitoring` (Prometheus part; Grafana has no stand-in image)."""
     stack = built("xgboost-cuda")
@@ -559,3 +320,120 @@ def test_code_only_change_rebuilds_only_the_last_layers(
         f"{sum(v == 'CACHED' for v in steps.values())}/{len(steps)} steps cached)"
         + (f"; first build in this run {cold:.0f} s" if cold else ""),
     )
+
+
+# --- secrets stay out of the build context and the images -----------------------------------
+# Files that hold credentials in a working copy: none may reach the build context.
+BAIT = {
+    ".env.local": "BAIT_ENV_LOCAL={}\n",
+    ".env.production": "BAIT_ENV_PRODUCTION={}\n",
+    ".dvc/config.local": "['remote \"storage\"']\n    secret_access_key = {}\n",
+    "secrets/bait_password": "{}",
+    "src/.env": "NESTED={}\n",
+}
+
+
+def context_files(stack: Stack, dest: Path) -> set[str]:
+    """The build context exactly as the builder receives it (.dockerignore applied)."""
+    done = subprocess.run(
+        [DOCKER, "build", "-q", "-f-", "-o", f"type=local,dest={dest}", "."],
+        input="FROM scratch\nCOPY . /\n",
+        cwd=stack.path,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+
+
+def layer_hits(ref: str, needles: dict[str, bytes]) -> list[str]:
+    """Every layer of `ref` (`docker save`): paths named like a secret, files holding one."""
+    names = re.compile(r"(^|/)(\.env(\.(?!example$)[^/]*)?|config\.local)$|(^|/)secrets/")
+    hits: list[str] = []
+    save = subprocess.Popen([DOCKER, "save", ref], stdout=subprocess.PIPE, env=docker_env())
+    assert save.stdout is not None
+    with tarfile.open(fileobj=save.stdout, mode="r|") as image:
+        for member in image:
+            # Engine 20.10: <id>/layer.tar; OCI layouts: blobs/sha256/<digest>.
+            if not member.isfile() or not (
+                member.name.endswith("layer.tar") or "blobs/" in member.name
+            ):
+                continue
+            blob = image.extractfile(member)
+            assert blob is not None
+            try:
+                with tarfile.open(fileobj=blob, mode="r|*") as layer:
+                    for entry in layer:
+                        if names.search(entry.name):
+                            hits.append(f"{ref}: {entry.name}")
+                        if entry.isfile() and entry.size < 2_000_000:
+                            handle = layer.extractfile(entry)
+                            data = handle.read() if handle else b""
+                            hits += [
+                                f"{entry.name} holds {w}" for w, v in needles.items() if v in data
+                            ]
+            except tarfile.ReadError:
+                continue  # a config or manifest blob, not a layer
+    assert save.wait(timeout=60) == 0
+    return hits
+
+
+def test_secrets_never_reach_the_build_context_or_the_images(
+    built: Callable[[str], Stack], tmp_path: Path
+) -> None:
+    stack = built("default")
+    needles = {}
+    for name, text in BAIT.items():
+        value = f"bait-{name.replace('/', '-')}-{secrets.token_hex(8)}"
+        needles[name] = value.encode()
+        (stack.path / name).parent.mkdir(parents=True, exist_ok=True)
+        (stack.path / name).write_text(text.format(value), encoding="utf-8")
+    # The real secrets of the project too: .env's values and the files under secrets/.
+    for path in (stack.path / "secrets").iterdir():
+        needles.setdefault(f"secrets/{path.name}", path.read_bytes().strip())
+    try:
+        files = context_files(stack, tmp_path / "context")
+        assert ".env.example" in files and "pyproject.toml" in files, sorted(files)[:20]
+        leaked = {f for f in files if f in BAIT or f == ".env" or f.startswith("secrets/")}
+        assert not leaked, leaked
+        build(stack, "serving", "training", "mlflow")
+        for kind in ("serve", "train-cpu", "mlflow"):
+            hits = layer_hits(stack.image(kind), needles)
+            assert not hits, (kind, hits[:20])
+    finally:
+        for name in BAIT:
+            (stack.path / name).unlink(missing_ok=True)
+
+
+def test_prod_secrets_refuses_placeholders_and_short_values(
+    bake_session: Callable[..., Baked], tmp_path: Path
+) -> None:
+    """docker/prod-secrets.sh (`make prod-secrets`), on a copy of the generated project."""
+    project = tmp_path / "project"
+    shutil.copytree(bake_session().path, project, ignore=shutil.ignore_patterns(".git"))
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return sh("sh", "docker/prod-secrets.sh", cwd=project, check=False, timeout=60)
+
+    done = run()
+    assert done.returncode == 0 and "keep      secrets/admin_token" in done.stdout, done
+    secrets_dir = project / "secrets"
+    for weak in ("change-me", "short-but-random-9Zq"):
+        (secrets_dir / "admin_token").write_text(weak, encoding="utf-8")
+        done = run()
+        assert done.returncode == 1 and "refused secrets/admin_token" in done.stderr, done
+    (secrets_dir / "admin_token").write_text(secrets.token_urlsafe(32), encoding="utf-8")
+
+    env = project / ".env"
+    lines = env.read_text(encoding="utf-8").splitlines()
+    (secrets_dir / "redis_password").unlink()
+    (secrets_dir / "optuna_db_password").unlink()
+    kept = [line for line in lines if not line.startswith(("REDIS_PASSWORD=", "OPTUNA_DB_"))]
+    env.write_text("\n".join([*kept, "REDIS_PASSWORD=change-me"]) + "\n", encoding="utf-8")
+    done = run()
+    assert done.returncode == 1 and "refused REDIS_PASSWORD in .env" in done.stderr, done
+    assert not (secrets_dir / "redis_password").exists()
+    assert "random    secrets/optuna_db_password" in done.stdout, done.stdout
+    assert len((secrets_dir / "optuna_db_password").read_text(encoding="utf-8")) >= 24

@@ -1,28 +1,48 @@
 #!/bin/sh
-# Write the secrets of compose.prod.yaml to ./secrets/ from the values in .env (run once on the
-# production host; afterwards remove the secret lines from .env). Existing files are kept.
+# The secrets step (make prod-secrets): every secret that compose.yaml mounts is a file
+# secrets/<key in lower case>; the keys are those with a `change-me` placeholder in
+# .env.example. A missing file is written from .env (the generator's random values) or, when
+# .env has none, from a fresh random value. A placeholder or a value under 24 characters, in a
+# file or in .env, is refused: nothing is started with a guessable secret.
 # The folder is private to its owner; the files stay world-readable because Compose bind-mounts
-# them unchanged into containers that run as non-root users.
+# them unchanged into containers that run as other non-root users.
 set -eu
 cd "$(dirname "$0")/.."
+MIN_LENGTH=24
 umask 022
 mkdir -p secrets
 chmod 700 secrets
-for pair in POSTGRES_PASSWORD:postgres_password ADMIN_TOKEN:admin_token \
-            GRAFANA_ADMIN_PASSWORD:grafana_admin_password; do
-    var=${pair%%:*}
-    file=secrets/${pair#*:}
-    if [ -s "$file" ]; then
-        echo "keep    $file"
+failed=0
+refuse() {
+    echo "refused $1: $2 (write a random value, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" >&2
+    failed=1
+}
+weak() {
+    case "$1" in
+        change-me | changeme | password | secret | "") return 0 ;;
+    esac
+    [ "$(printf %s "$1" | wc -c)" -lt "$MIN_LENGTH" ]
+}
+for var in $(sed -n 's/^\([A-Z][A-Z0-9_]*\)=change-me$/\1/p' .env.example); do
+    file=secrets/$(echo "$var" | tr 'A-Z' 'a-z')
+    if [ -e "$file" ]; then
+        if weak "$(cat "$file")"; then
+            refuse "$file" "a placeholder or shorter than $MIN_LENGTH characters"
+        else
+            echo "keep      $file"
+        fi
         continue
     fi
     value=$(sed -n "s/^${var}=//p" .env 2>/dev/null | tail -n 1)
     if [ -z "$value" ]; then
-        if [ "$var" = GRAFANA_ADMIN_PASSWORD ]; then continue; fi
         value=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
-        echo "random  $file ($var is not in .env)"
+        echo "random    $file ($var is not in .env)"
+    elif weak "$value"; then
+        refuse "$var in .env" "a placeholder or shorter than $MIN_LENGTH characters"
+        continue
     else
         echo "from .env $file"
     fi
     printf '%s' "$value" >"$file"
 done
+exit "$failed"

@@ -15,11 +15,27 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         "ADMIN_TOKEN",
         "ADMIN_TOKEN_FILE",
         "MODEL_ALIAS",
+        "PRODUCTION",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
     monkeypatch.chdir(tmp_path)  # no .env here
     return tmp_path
+
+
+@pytest.mark.parametrize("token", [None, "change-me", "CHANGE-ME", "short-but-random-x7Q"])
+def test_production_refuses_placeholder_and_short_admin_tokens(
+    clean_env: Path, token: str | None
+) -> None:
+    with pytest.raises(ValueError, match="ADMIN_TOKEN") as error:
+        Settings(production=True, admin_token=token)
+    assert "24 characters" in str(error.value)
+
+
+def test_production_accepts_a_random_token_and_development_anything(clean_env: Path) -> None:
+    token = "x7Q" * 11
+    assert Settings(production=True, admin_token=token).admin_token is not None
+    assert Settings(admin_token="change-me").production is False
 
 
 def test_host_defaults_are_embedded(clean_env: Path) -> None:

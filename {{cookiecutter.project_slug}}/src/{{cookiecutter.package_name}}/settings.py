@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -26,6 +26,9 @@ from .registry_names import CHAMPION
 
 PACKAGE_NAME = "{{ cookiecutter.package_name }}"
 PROJECT_MARKERS = ("dvc.yaml", "pyproject.toml")
+# PRODUCTION=true refuses secrets like these (docker/prod-secrets.sh refuses the same).
+PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme", "password", "secret", "admin"})
+MIN_SECRET_LENGTH = 24
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -88,6 +91,8 @@ class Settings(BaseSettings):
 {%- endif %}
     optuna_storage: str = ""
     admin_token: SecretStr | None = None
+    # compose.prod.yaml sets it: secrets must then be real (not placeholders, >= 24 characters)
+    production: bool = False
 
     # --- training ---------------------------------------------------------------------------
     experiment_name: str = PACKAGE_NAME
@@ -103,6 +108,10 @@ class Settings(BaseSettings):
     model_retry_max_seconds: float = Field(default=30.0, gt=0)
     # every worker checks where MODEL_ALIAS points this often and swaps when it moved (0: never)
     model_poll_seconds: float = Field(default=0, ge=0)
+    # A version without ONNX is served through its MLflow pyfunc only when this is true. That
+    # unpickles the registered artifact: whoever can register a version runs code in the
+    # server. Off, such a version is not-ready with this reason (ONNX runs a graph, no code).
+    trust_registry_code_execution: bool = False
 {%- if cookiecutter.use_redis_cache %}
 
     # --- Redis prediction cache (serving/cache.py) ------------------------------------------
@@ -135,6 +144,18 @@ class Settings(BaseSettings):
     @classmethod
     def _sqlalchemy_url(cls, url: str) -> str:
         return normalize_url(url)
+
+    @model_validator(mode="after")
+    def _real_secrets_in_production(self) -> Settings:
+        token = self.admin_token.get_secret_value() if self.admin_token else ""
+        if self.production and (
+            token.lower() in PLACEHOLDER_SECRETS or len(token) < MIN_SECRET_LENGTH
+        ):
+            raise ValueError(
+                "ADMIN_TOKEN: PRODUCTION=true needs a random token of at least "
+                f"{MIN_SECRET_LENGTH} characters, not a placeholder (make prod-secrets writes one)"
+            )
+        return self
 
     def model_post_init(self, context: Any, /) -> None:
         root = self.project_root

@@ -86,11 +86,17 @@ def test_model_info(client: TestClient, registered_model: Any) -> None:
 def test_native_version_is_served_when_it_has_no_onnx_flavor(
     client: TestClient, store: Store, record: dict[str, Any], tmp_path: Any
 ) -> None:
-    """The fallback of a failed ONNX export: the native pyfunc, same answers, slower."""
+    """The opt-in fallback of a failed ONNX export: the native pyfunc, same answers, slower."""
     onnx_answer = client.post("/predict", json=record).json()
     version = store.add_native_version()
     store.set_champion(version)
-    settings = make_settings(store.tracking_uri, store.name, tmp_path, unknown_category="unknown")
+    settings = make_settings(
+        store.tracking_uri,
+        store.name,
+        tmp_path,
+        unknown_category="unknown",
+        trust_registry_code_execution=True,
+    )
     with running(settings) as native:
         assert native.get("/model").json()["flavor"] == "native"
         body = native.post("/predict", json=record).json()
@@ -114,13 +120,35 @@ def test_native_version_without_its_framework_is_not_ready_with_the_reason(
 
     store.set_champion(store.add_native_version())
     monkeypatch.setattr(mlflow.pyfunc, "load_model", no_framework)
-    settings = make_settings(store.tracking_uri, store.name, tmp_path)
+    settings = make_settings(
+        store.tracking_uri, store.name, tmp_path, trust_registry_code_execution=True
+    )
     with running(settings, ready=False) as client:
         wait_until(lambda: client.get("/ready").status_code == 503, 30, "a failed load")
         wait_until(lambda: "native" in client.get("/ready").json()["reason"], 30, "the reason")
         reason = client.get("/ready").json()["reason"]
         assert "ONNX export failed" in reason and "No module named 'pandas'" in reason
         assert client.get("/health").status_code == 200
+
+
+def test_native_version_is_refused_unless_registry_code_is_trusted(
+    store: Store, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default only ONNX is served: a pyfunc is a pickle, never unpickled without opt-in."""
+    import mlflow.pyfunc
+
+    def unpickled(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("the server unpickled a model without TRUST_REGISTRY_CODE_EXECUTION")
+
+    store.set_champion(store.add_native_version())
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", unpickled)
+    settings = make_settings(store.tracking_uri, store.name, tmp_path)
+    assert settings.trust_registry_code_execution is False
+    with running(settings, ready=False) as client:
+        wait_until(lambda: "ONNX" in (client.get("/ready").json().get("reason") or ""), 30, "why")
+        reason = client.get("/ready").json()["reason"]
+        assert "TRUST_REGISTRY_CODE_EXECUTION" in reason and "runs code" in reason, reason
+        assert client.get("/ready").status_code == 503
 
 
 def test_openapi_documents_every_feature(client: TestClient) -> None:

@@ -3,6 +3,7 @@ or slow (a private redis-server is killed, paused and restarted under load)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -13,6 +14,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from {{ cookiecutter.package_name }}.schema import CLASS_NAMES
+from {{ cookiecutter.package_name }}.serving.cache import PredictionCache
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from ..conftest import require_env
@@ -52,6 +55,62 @@ def test_second_call_is_a_hit_and_keyed_by_version(
         assert client.post("/admin/reload?wait=true", headers=AUTH).status_code == 200
         after = client.post("/predict", json=record).json()
         assert (after["model_version"], after["cached"]) == (new, False)
+
+
+POISONED = {
+    "not JSON": b"\x80garbage",
+    "not a prediction": b'{"hello": "world"}',
+    "unknown label": None,  # filled in below from the project's classes
+    "a missing class": None,
+    "a NaN probability": None,
+    "a probability above 1": None,
+}
+
+
+def poisoned_entries() -> dict[str, bytes]:
+    first = CLASS_NAMES[0]
+    uniform = {name: 1 / len(CLASS_NAMES) for name in CLASS_NAMES}
+
+    def entry(label: str, probabilities: dict[str, float]) -> bytes:
+        return json.dumps({"label": label, "probabilities": probabilities}).encode()
+
+    entries = {k: v for k, v in POISONED.items() if v is not None}
+    entries["unknown label"] = entry("<script>", uniform)
+    entries["a missing class"] = entry(first, {first: 1.0})
+    entries["a NaN probability"] = entry(first, {**uniform, first: float("nan")})
+    entries["a probability above 1"] = entry(first, {**uniform, first: 7.0})
+    return entries
+
+
+@pytest.mark.parametrize("what", list(POISONED))
+def test_a_cached_value_that_is_not_a_prediction_is_refused(what: str) -> None:
+    assert PredictionCache.valid(poisoned_entries()[what]) is None
+    good = {"label": CLASS_NAMES[0], "probabilities": {n: 0.5 for n in CLASS_NAMES}}
+    assert PredictionCache.valid(json.dumps(good)) == good
+
+
+@pytest.mark.integration
+def test_poisoned_entry_is_a_counted_miss_never_a_500(
+    store: Store, redis_url: str, tmp_path: Any, record: dict[str, Any]
+) -> None:
+    settings = make_settings(store.tracking_uri, store.name, tmp_path, redis_url=redis_url)
+    cache = redis.Redis.from_url(redis_url)
+    pattern = f"prediction:{store.name}:*"
+    with running(settings) as client:
+        first = client.post("/predict", json=record).json()
+        wait_until(lambda: bool(cache.keys(pattern)))
+        (key,) = cache.keys(pattern)
+        for count, (what, poison) in enumerate(poisoned_entries().items(), start=1):
+            cache.set(key, poison)
+            response = client.post("/predict", json=record)
+            assert response.status_code == 200, (what, response.text)
+            body = response.json()
+            assert body["cached"] is False and body["probabilities"] == first["probabilities"]
+            assert metric_value(client, "invalid") == count, what
+            # the recomputed prediction replaces the poisoned entry
+            wait_until(lambda: PredictionCache.valid(cache.get(key) or b"") is not None)
+        assert client.post("/predict", json=record).json()["cached"] is True
+    cache.close()
 
 
 @pytest.mark.integration

@@ -170,7 +170,9 @@ def evaluate(ctx: Context, version: str | None = None) -> dict[str, float]:
     client = MlflowClient()
     run_id = client.get_model_version(settings.model_name, version).tags.get(RUN_ID)
     test = load_table(ctx.paths.test_split)
-    predictor = load_version(settings, str(version), run_id=run_id)  # as the server loads it
+    # As the server loads it, but a native-only version is evaluated too: the pipeline trusts
+    # the model it registered itself (the server refuses it without TRUST_REGISTRY_CODE_EXECUTION).
+    predictor = load_version(settings, str(version), run_id=run_id, trust_code=True)
     predict = frame_scorer(predictor)
     y = test[schema.TARGET].to_numpy()
     proba = predict(test[list(schema.FEATURE_NAMES)])

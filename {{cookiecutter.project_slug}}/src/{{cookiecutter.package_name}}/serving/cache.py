@@ -2,7 +2,9 @@
 
 Keys hold the model version, so a new model never serves an old answer. Every call has a
 short timeout; after a failure the cache is skipped for `cache_retry_seconds` (counted as
-`bypass`), so a dead Redis costs one timeout, not one per request.
+`bypass`), so a dead Redis costs one timeout, not one per request. What Redis returns is
+checked before it is served: anything that is not a prediction of this model's classes (a
+poisoned or corrupted entry) is counted as `invalid`, treated as a miss and overwritten.
 """
 
 from __future__ import annotations
@@ -11,17 +13,21 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import Counter
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..schema import CLASS_NAMES
 from ..settings import Settings
 from .metrics import Metrics
+from .responses import Prediction
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +40,8 @@ class PredictionCache:
         # this part's own metric, on the app's registry
         self.lookups = Counter(
             "prediction_cache_requests",
-            "Cache lookups: hit, miss, error (Redis failed or slow), bypass (skipped after error)",
+            "Cache lookups: hit, miss, invalid (an entry that is not a prediction: a miss), "
+            "error (Redis failed or slow), bypass (skipped after error)",
             ["result"],
             registry=metrics.registry,
         )
@@ -83,9 +90,28 @@ class PredictionCache:
         if raw is None:
             self.lookups.labels(result="miss").inc()
             return None
+        value = self.valid(raw)
+        if value is None:
+            self.lookups.labels(result="invalid").inc()
+            log.warning("cache entry %s is not a prediction of this model: recomputed", key)
+            return None
         self.lookups.labels(result="hit").inc()
-        value: dict[str, Any] = json.loads(raw)
         return value
+
+    @staticmethod
+    def valid(raw: bytes | str) -> dict[str, Any] | None:
+        """The cached prediction, or None when `raw` is not one: a label of this model's classes
+        and one finite probability in [0, 1] per class, nothing else."""
+        try:
+            prediction = Prediction.model_validate_json(raw)
+        except ValidationError:
+            return None
+        probabilities = prediction.probabilities
+        if prediction.label not in CLASS_NAMES or set(probabilities) != set(CLASS_NAMES):
+            return None
+        if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in probabilities.values()):
+            return None
+        return prediction.model_dump()
 
     def set_later(self, key: str, value: dict[str, Any]) -> None:
         """Store in the background: the response does not wait for Redis."""

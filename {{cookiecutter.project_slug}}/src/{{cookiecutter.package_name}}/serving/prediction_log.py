@@ -5,6 +5,13 @@ On shutdown the buffer is flushed. When the buffer overflows the oldest records 
 counted (`prediction_log_dropped_total`) and logged. The schema comes from Alembic
 (`make migrate`); a missing table is reported like any other write error, and retried.
 
+A failed write shows at once: `/ready` lists the prediction log as `failing` with the reason and
+its fix (a missing table: `make migrate`), and `prediction_log_failing{reason=...}` is 1, from
+the first failed write until one succeeds; serving goes on meanwhile. On shutdown the flush is
+bounded by PREDICTION_LOG_SHUTDOWN_SECONDS: a write still in flight then is given up (the writer
+process is killed, its transaction rolls back), and every record not written is counted and
+logged.
+
 The inserts run in a child process (`WriterProcess`): JSON encoding and the database driver
 then use another core instead of the server's GIL. Written from a thread of the server, the
 same log cost 16% of its single-row throughput; handing a batch to the child costs the
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -37,6 +45,40 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 5.0
 WRITE_TIMEOUT_SECONDS = 60.0
+POLL_SECONDS = 0.1
+# reason -> (what the error says, lower case; the fix). First match wins; the last catches all.
+FAILURES: dict[str, tuple[tuple[str, ...], str]] = {
+    "credentials": (
+        ("authentication failed", "no password supplied", 'role "', 'database "'),
+        "check the user, password and database of DATABASE_URL (PGPASSWORD, *_PASSWORD_FILE)",
+    ),
+    "missing_table": (
+        ("no such table", "does not exist", "undefinedtable"),
+        "create the schema: `make migrate` (alembic upgrade head; Compose: the migrate service)",
+    ),
+    "permission": (
+        ("permission denied", "insufficientprivilege"),
+        "grant the server's role INSERT on prediction_log (docker/postgres/create-databases.sh)",
+    ),
+    "read_only": (
+        ("read-only", "readonly", "read only"),
+        "the database refuses writes: point DATABASE_URL at a writable primary",
+    ),
+    "unavailable": (
+        ("connection", "timeout", "timed out", "could not", "eof", "broken pipe"),
+        "the database is unreachable: records are buffered and retried until it is back",
+    ),
+    "other": ((), "see the server log"),
+}
+
+
+def classify(error: str) -> str:
+    """The FAILURES reason of a write error."""
+    text = error.lower()
+    for reason, (needles, _fix) in FAILURES.items():
+        if any(needle in text for needle in needles):
+            return reason
+    return "other"
 
 
 class PredictionLogWriteError(RuntimeError):
@@ -92,6 +134,8 @@ class WriterProcess:
         self.url = url
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        # monotonic time at which a write waiting for its answer gives up (shutdown)
+        self.give_up_at: float | None = None
 
     def start(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -114,10 +158,16 @@ class WriterProcess:
         """Blocking (call it in a thread); raises when the batch was not written."""
         self.start()
         assert self._conn is not None
+        deadline = time.monotonic() + timeout
         try:
             self._conn.send(rows)
-            if not self._conn.poll(timeout):
-                raise TimeoutError(f"no answer from the writer process in {timeout:.1f}s")
+            # in slices, so that a shutdown can end the wait (give_up_at) before the timeout
+            while not self._conn.poll(POLL_SECONDS):
+                now = time.monotonic()
+                if self.give_up_at is not None and now >= self.give_up_at:
+                    raise TimeoutError("given up at shutdown: the write was still in flight")
+                if now >= deadline:
+                    raise TimeoutError(f"no answer from the writer process in {timeout:.1f}s")
             ok, error = self._conn.recv()
         except (OSError, EOFError, TimeoutError):
             self._discard()  # dead or stuck: the next write starts a new one
@@ -166,6 +216,14 @@ class PredictionLogger:
                 ("prediction_log_write_errors", "Failed batch writes (retried)"),
             )
         )
+        failing = Gauge(
+            "prediction_log_failing",
+            "1 while the last write failed, labelled with why (/ready says the fix)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in FAILURES:
+            failing.labels(reason=reason).set_function(functools.partial(self._failing, reason))
         self.buffer: deque[dict[str, Any]] = deque()
         self.last_error: str | None = None
         self._wake = asyncio.Event()
@@ -175,6 +233,14 @@ class PredictionLogger:
         self._dropped_since_log = 0
         # read when /metrics is scraped: nothing to update per request
         self.queue_depth.set_function(lambda: len(self.buffer))
+
+    def _failing(self, reason: str) -> float:
+        return float(self.failure == reason)
+
+    @property
+    def failure(self) -> str | None:
+        """The FAILURES reason of the last write, None when it succeeded."""
+        return None if self.last_error is None else classify(self.last_error)
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> PredictionLogger | None:
@@ -229,7 +295,11 @@ class PredictionLogger:
             self.write_errors.inc()
             error = str(exc) if isinstance(exc, PredictionLogWriteError) else _first_line(exc)
             if self.last_error is None:
-                log.warning("prediction log write failed, buffering: %s", error)
+                log.warning(
+                    "prediction log write failed, buffering: %s; fix: %s",
+                    error,
+                    FAILURES[classify(error)][1],
+                )
             self.last_error = error
             return False
         self.written.inc(len(batch))
@@ -253,10 +323,11 @@ class PredictionLogger:
     async def close(self) -> None:
         """Stop the writer and flush what is buffered (bounded by the shutdown timeout)."""
         self._stopping = True
+        deadline = time.monotonic() + self.shutdown_timeout
+        self.writer.give_up_at = deadline  # a write in flight gives up then, its batch kept
         self._wake.set()
         if self._task is not None:
             await self._task
-        deadline = time.monotonic() + self.shutdown_timeout
         while self.buffer and time.monotonic() < deadline:
             if not await self._flush_once(max(0.1, deadline - time.monotonic())):
                 await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
@@ -270,7 +341,8 @@ class PredictionLogger:
     def check(self) -> str:
         if self.last_error is None:
             return "ok"
-        return f"degraded: {len(self.buffer)} records buffered; {self.last_error}"
+        fix = FAILURES[classify(self.last_error)][1]
+        return f"failing: {self.last_error}; fix: {fix}; {len(self.buffer)} records buffered"
 
 
 if __name__ == "__main__":

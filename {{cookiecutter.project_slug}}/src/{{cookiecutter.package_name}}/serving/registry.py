@@ -5,9 +5,10 @@ version it evaluates through it, so evaluation measures the model as served.
 The alias is resolved to a version first, then exactly that version is downloaded, so the
 version the server reports is the one it runs. The ONNX flavor runs in onnxruntime; MLflow is
 used only to resolve and download (mlflow-skinny, no pandas). A version registered without
-ONNX (the export failed its parity check) runs through its MLflow pyfunc where the training
-framework is installed (`make serve` on the host); the serve image leaves the framework out,
-and says so in /ready.
+ONNX (the export failed its parity check) is refused unless TRUST_REGISTRY_CODE_EXECUTION is
+set: its MLflow pyfunc is a pickle, so loading it runs code from the registry. With the opt-in
+it runs where the training framework is installed (`make serve` on the host); the serve image
+leaves the framework out, and says so in /ready.
 """
 
 from __future__ import annotations
@@ -88,10 +89,18 @@ def load_registered_model(settings: Settings) -> Predictor:
 
 
 def load_version(
-    settings: Settings, version: str, *, alias: str = "", run_id: str | None = None
+    settings: Settings,
+    version: str,
+    *,
+    alias: str = "",
+    run_id: str | None = None,
+    trust_code: bool | None = None,
 ) -> Predictor:
     """Download `models:/<name>/<version>` and open it: an ONNX session, or the native pyfunc
-    of a version registered without ONNX. Blocking (network + disk)."""
+    of a version registered without ONNX when code from the registry is trusted (`trust_code`,
+    default: the TRUST_REGISTRY_CODE_EXECUTION setting). Blocking (network + disk)."""
+    if trust_code is None:
+        trust_code = settings.trust_registry_code_execution
     import mlflow
 
     name = settings.model_name
@@ -119,6 +128,13 @@ def load_version(
             )
             score, feed_builder, flavor = scorer, scorer.feed_builder, "onnx"
         elif "python_function" in flavors:
+            if not trust_code:
+                raise ModelLoadError(
+                    f"{uri} has no ONNX flavor (its ONNX export failed at training; see the "
+                    "version's tags); its native pyfunc is a pickle, which runs code from the "
+                    "registry when loaded. Fix the export and register again, or set "
+                    "TRUST_REGISTRY_CODE_EXECUTION=true to trust whoever can register models."
+                )
             score = _native_scorer(local, uri)
             feed_builder = FeedBuilder(SCHEMA_INPUT_TYPES, settings.unknown_category)
             flavor = "native"
