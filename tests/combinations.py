@@ -122,7 +122,10 @@ CONDITIONAL_FILES: dict[str, Callable[[Answers], bool]] = {
     "migrations/": lambda a: a["use_prediction_logging"],
     "deploy/": lambda a: a["use_kubernetes"],
     "docs/kubernetes.md": lambda a: a["use_kubernetes"],
+    "src/{pkg}/drift/report.py": lambda a: a["use_prediction_logging"],
+    "tests/drift/test_report.py": lambda a: a["use_prediction_logging"],
     "monitoring/": lambda a: a["monitoring"] == "prometheus-grafana",
+    "tests/monitoring/": lambda a: a["monitoring"] == "prometheus-grafana",
     ".github/": lambda a: a["ci"] == "github",
     ".gitlab-ci.yml": lambda a: a["ci"] == "gitlab",
 }

@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("pipeline.tune", "Optuna study; best parameters go to params.yaml"),
     "serve": ("serving.serve", "run the model server (uvicorn)"),
     "score": ("batch_scoring", "score a CSV/Parquet file with the champion, streamed"),
+{%- if cookiecutter.use_prediction_logging %}
+    "drift-report": ("drift.report", "logged predictions vs the champion's reference profile"),
+{%- endif %}
 }
 
 

@@ -1,0 +1,167 @@
+"""The reference profile of a model version: what its training data and holdout scores looked
+like, small enough (kilobytes of JSON) to log with every run and load with every model.
+
+* numeric feature: fixed bins cut at the training quantiles (inner edges; the outer bins are
+  open, so live values beyond the training range still land somewhere) and the training share
+  of each bin;
+* categorical feature: the share of each schema category plus an `other` bucket (unknown
+  categories at serving time, anything the schema does not list);
+* score: quantiles of the predicted fraud probability on the holdout (the reference CDF of the
+  KS statistic) and its share per bin (the histograms of the report).
+
+Only numpy: the server loads it without pandas.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..schema import FEATURES, Feature
+
+FORMAT_VERSION = 1
+# Where the profile lives among the artifacts of the training run of a registered version.
+ARTIFACT_DIR = "drift"
+ARTIFACT_FILE = "reference.json"
+ARTIFACT_PATH = f"{ARTIFACT_DIR}/{ARTIFACT_FILE}"
+OTHER = "other"
+DEFAULT_BINS = 10  # deciles: the usual resolution of PSI
+SCORE_QUANTILES = 101  # percentiles 0..100 of the holdout score
+
+
+@dataclass(frozen=True)
+class NumericReference:
+    edges: list[float]  # inner cut points, strictly increasing; len(fractions) == len(edges) + 1
+    fractions: list[float]
+
+
+@dataclass(frozen=True)
+class CategoricalReference:
+    categories: list[str]  # the schema's categories; the last fraction is `other`
+    fractions: list[float]
+
+
+@dataclass(frozen=True)
+class ScoreReference:
+    quantiles: list[float]  # SCORE_QUANTILES evenly spaced levels from 0 to 1
+    edges: list[float]
+    fractions: list[float]
+
+
+@dataclass(frozen=True)
+class Profile:
+    rows: int
+    numeric: dict[str, NumericReference]
+    categorical: dict[str, CategoricalReference]
+    score: ScoreReference
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return (*self.numeric, *self.categorical)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"reference profile format_version {version!r}, expected 1")
+        return cls(
+            rows=int(data["rows"]),
+            numeric={k: NumericReference(**v) for k, v in data["numeric"].items()},
+            categorical={k: CategoricalReference(**v) for k, v in data["categorical"].items()},
+            score=ScoreReference(**data["score"]),
+        )
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), separators=(",", ":")), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Profile:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Inner cut points at the quantiles of `values`; ties collapse (an integer feature with
+    few distinct values gets fewer, wider bins instead of empty ones)."""
+    inner = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.unique(inner)
+
+
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each value: bin i holds edges[i-1] < x <= edges[i] (open at both ends)."""
+    return np.searchsorted(edges, values, side="left")
+
+
+def numeric_counts(values: Any, edges: np.ndarray) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64)
+    return np.bincount(bin_index(x, edges), minlength=len(edges) + 1)
+
+
+def categorical_counts(values: Any, categories: list[str]) -> np.ndarray:
+    """Counts per category, `other` last."""
+    uniques, inverse = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
+    position = {c: i for i, c in enumerate(categories)}
+    slot = np.array([position.get(u, len(categories)) for u in uniques.tolist()], dtype=np.intp)
+    return np.bincount(slot[inverse.ravel()], minlength=len(categories) + 1)
+
+
+def _fractions(counts: np.ndarray) -> list[float]:
+    total = counts.sum()
+    return (counts / total).tolist() if total else [0.0] * len(counts)
+
+
+def _numeric(values: np.ndarray, bins: int) -> NumericReference:
+    edges = quantile_edges(values, bins)
+    return NumericReference(edges.tolist(), _fractions(numeric_counts(values, edges)))
+
+
+def _categorical(values: Any, feature: Feature) -> CategoricalReference:
+    categories = list(feature.categories)
+    return CategoricalReference(categories, _fractions(categorical_counts(values, categories)))
+
+
+def build_profile(
+    columns: Mapping[str, Any],
+    scores: Any,
+    bins: int = DEFAULT_BINS,
+    features: tuple[Feature, ...] = FEATURES,
+) -> Profile:
+    """Profile of the training columns (a DataFrame or a mapping of arrays) and the fraud
+    probabilities the model gives the holdout."""
+    if bins < 2:
+        raise ValueError("bins must be at least 2")
+    score = np.asarray(scores, dtype=np.float64).ravel()
+    if score.size == 0:
+        raise ValueError("scores is empty: the profile needs the holdout's predictions")
+    numeric: dict[str, NumericReference] = {}
+    categorical: dict[str, CategoricalReference] = {}
+    rows = 0
+    for feature in features:
+        values = np.asarray(columns[feature.name])
+        rows = len(values)
+        if feature.kind == "numeric":
+            numeric[feature.name] = _numeric(values.astype(np.float64), bins)
+        else:
+            categorical[feature.name] = _categorical(values, feature)
+    levels = np.linspace(0, 1, SCORE_QUANTILES)
+    score_edges = quantile_edges(score, bins)
+    return Profile(
+        rows=rows,
+        numeric=numeric,
+        categorical=categorical,
+        score=ScoreReference(
+            quantiles=np.quantile(score, levels).tolist(),
+            edges=score_edges.tolist(),
+            fractions=_fractions(numeric_counts(score, score_edges)),
+        ),
+    )
