@@ -17,9 +17,11 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -43,6 +45,20 @@ def download_profile(run_id: str) -> Profile | None:
     except Exception as exc:  # a missing profile must never stop the model from serving
         log.warning("no drift reference for run %s (%s): drift gauges off", run_id, exc)
         return None
+
+
+def window_columns(profile: Profile, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Columns of the window: numeric features as one float matrix built in C (itemgetter),
+    categorical ones as lists."""
+    columns: dict[str, Any] = {}
+    numeric = list(profile.numeric)
+    if numeric:
+        get = itemgetter(*numeric)
+        matrix = np.array(list(map(get, records)), dtype=np.float64).reshape(-1, len(numeric))
+        columns.update({name: matrix[:, i] for i, name in enumerate(numeric)})
+    for name in profile.categorical:
+        columns[name] = list(map(itemgetter(name), records))
+    return columns
 
 
 @dataclass
@@ -124,7 +140,7 @@ class DriftCollector(Collector):
         yield rows
         if not records:
             return
-        columns = {name: [r[name] for r in records] for name in profile.features}
+        columns = window_columns(profile, records)
         psi = GaugeMetricFamily(
             "model_feature_drift_psi",
             "PSI of the feature in this worker's window against the training reference",

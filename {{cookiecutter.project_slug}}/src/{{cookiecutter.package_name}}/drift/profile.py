@@ -15,7 +15,8 @@ Only numpy: the server loads it without pandas.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -107,12 +108,13 @@ def numeric_counts(values: Any, edges: np.ndarray) -> np.ndarray:
     return np.bincount(bin_index(x, edges), minlength=len(edges) + 1)
 
 
-def categorical_counts(values: Any, categories: list[str]) -> np.ndarray:
-    """Counts per category, `other` last."""
-    uniques, inverse = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
+def categorical_counts(values: Iterable[Any], categories: Sequence[str]) -> np.ndarray:
+    """Counts per category, `other` last (Counter: no sort of an object array)."""
     position = {c: i for i, c in enumerate(categories)}
-    slot = np.array([position.get(u, len(categories)) for u in uniques.tolist()], dtype=np.intp)
-    return np.bincount(slot[inverse.ravel()], minlength=len(categories) + 1)
+    counts = np.zeros(len(categories) + 1, dtype=np.int64)
+    for value, count in Counter(values).items():
+        counts[position.get(str(value), len(categories))] += count
+    return counts
 
 
 def _fractions(counts: np.ndarray) -> list[float]:
