@@ -33,7 +33,7 @@ def gauges(registry: CollectorRegistry, version: str) -> dict[str, float]:
     for metric in registry.collect():
         if metric.name == "model_feature_drift_psi":
             for sample in metric.samples:
-                assert sample.labels["model_version"] == version
+                assert sample.labels["version"] == version
                 values[sample.labels["feature"]] = sample.value
     return values
 
@@ -51,8 +51,8 @@ def test_unshifted_traffic_keeps_every_gauge_under_the_threshold(profile: Profil
     values = gauges(registry, "3")
     assert set(values) == set(profile.features)
     assert max(values.values()) < stats.PSI_THRESHOLD, values
-    assert registry.get_sample_value("model_drift_window_rows", {"model_version": "3"}) == 2000
-    ks = registry.get_sample_value("model_score_drift_ks", {"model_version": "3"})
+    assert registry.get_sample_value("model_drift_window_rows", {"version": "3"}) == 2000
+    ks = registry.get_sample_value("model_score_drift_ks", {"version": "3"})
     assert ks is not None and ks < stats.SCORE_KS_THRESHOLD
 
 
@@ -77,8 +77,8 @@ def test_a_new_version_restarts_the_window_against_its_own_reference(profile: Pr
     reference_4 = build_profile(shifted_frame, np.random.default_rng(1).beta(0.5, 12, 4000))
     serving[0] = ("4", reference_4)
     # right after the swap, before any request: the new version's window is empty
-    assert registry.get_sample_value("model_drift_window_rows", {"model_version": "4"}) == 0
-    assert registry.get_sample_value("model_drift_window_rows", {"model_version": "3"}) is None
+    assert registry.get_sample_value("model_drift_window_rows", {"version": "4"}) == 0
+    assert registry.get_sample_value("model_drift_window_rows", {"version": "3"}) is None
     assert gauges(registry, "4") == {}
     feed(monitor, "4", reference_4, shifted(1000, 36))
     values = gauges(registry, "4")

@@ -132,7 +132,7 @@ class DriftCollector(Collector):
         yield capacity
         if profile is None:
             return
-        labels = ["model_version"]
+        labels = ["version"]
         rows = GaugeMetricFamily(
             "model_drift_window_rows", "Requests in this worker's drift window", labels=labels
         )
