@@ -31,7 +31,7 @@ from .profile import ARTIFACT_PATH, Profile
 log = logging.getLogger(__name__)
 
 
-def download_profile(run_id: str) -> Profile | None:
+def download_profile(run_id: str, tracking_uri: str) -> Profile | None:
     """The reference profile logged in the training run, or None (a version trained before
     profiles existed, or an unreadable file: the model is served without drift gauges)."""
     import mlflow
@@ -39,7 +39,10 @@ def download_profile(run_id: str) -> Profile | None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=ARTIFACT_PATH, dst_path=tmp
+                run_id=run_id,
+                artifact_path=ARTIFACT_PATH,
+                dst_path=tmp,
+                tracking_uri=tracking_uri,
             )
             return Profile.load(Path(path))
     except Exception as exc:  # a missing profile must never stop the model from serving

@@ -167,3 +167,15 @@ def build_profile(
             fractions=_fractions(numeric_counts(score, score_edges)),
         ),
     )
+
+
+def log_profile(profile: Profile) -> None:
+    """Log the profile as `drift/reference.json` of the active MLflow run (the training run
+    of the version it describes)."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = profile.save(Path(tmp) / ARTIFACT_FILE)
+        mlflow.log_artifact(str(path), artifact_path=ARTIFACT_DIR)
