@@ -9,7 +9,8 @@ else a keep-alive asyncio client. Two baselines: `mlflow models serve` on the na
 logged by the same run (how MLflow serves a model registered the usual way) and on the
 registered ONNX version itself. Prints req/s and p50/p99 for single rows at concurrency 1 and
 16, 64-row batches, a no-op route (the HTTP stack's own ceiling), the Redis cache-hit path
-(when REDIS_URL or TEST_REDIS_URL is set), prediction logging off and on (taking turns), cold
+(when REDIS_URL or TEST_REDIS_URL is set), prediction logging off and on (taking turns), the
+drift gauges off and on (taking turns, /metrics scraped every 5 s), cold
 start (process start to ready), the in-process cost of one model call (the ceiling no server
 can beat), and the ratios against the targets of the serving design. The protocols are measured
 on the same server: MLflow's `/invocations` against `mlflow models serve` with the same
@@ -30,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -288,6 +290,24 @@ def mlflow_serve(model_uri: str) -> Server:
 
 
 # --- payloads ----------------------------------------------------------------------------------
+class Scraper(threading.Thread):
+    """GET /metrics of some servers every `every` seconds, as Prometheus would."""
+
+    def __init__(self, ports: list[int], every: float) -> None:
+        super().__init__(daemon=True)
+        self.ports, self.every, self.done = ports, every, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            for port in self.ports:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                    r.read()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=15)
+
+
 def tensor_payload(records: list[dict[str, Any]]) -> bytes:
     """`inputs` payload of `mlflow models serve` for the ONNX flavor (one tensor per feature)."""
     return json.dumps(
@@ -495,7 +515,7 @@ def main() -> int:
         method = "POST" if body else "GET"
         report.add(server.name, case, c, load(server.port, path, body, c, args.duration, method), n)
 
-    def alternate(off: Server, on: Server, c: int) -> None:
+    def alternate(off: Server, on: Server, c: int, what: str = "logging") -> None:
         """Both servers run at once and take turns under load (1 s slices), so a change in the
         machine's background load hits both alike."""
         parts: dict[str, list[Result]] = {"off": [], "on": []}
@@ -506,7 +526,7 @@ def main() -> int:
             parts["off"].append(load(off.port, "/predict", single, c, 1.0, warmup=False))
             parts["on"].append(load(on.port, "/predict", single, c, 1.0, warmup=False))
         for key, results in parts.items():
-            report.add(OURS, f"single, logging {key}", c, Result.merge(results))
+            report.add(OURS, f"single, {what} {key}", c, Result.merge(results))
 
     client = f"wrk ({WRK})" if CLIENT == "wrk" else "asyncio keep-alive (wrk has less overhead)"
     print(
@@ -546,6 +566,19 @@ def main() -> int:
                 finally:
                     plain.stop()
                     logged.stop()
+
+        # Drift: the window on the request path, the statistics at scrape time. Both servers
+        # are scraped every 5 s (Prometheus' default here is 15 s): the cost is not understated.
+        plain = ours({**base_env, "DRIFT_WINDOW_SIZE": "0"})
+        drifting = ours(base_env)
+        scraper = Scraper([plain.port, drifting.port], every=5.0)
+        try:
+            scraper.start()
+            alternate(plain, drifting, 16, "drift")
+        finally:
+            scraper.stop()
+            plain.stop()
+            drifting.stop()
 
         redis_url = os.environ.get("REDIS_URL") or os.environ.get("TEST_REDIS_URL")
         if redis_url:
@@ -658,6 +691,11 @@ def _ratios(report: Report, costs: dict[str, float], cold: dict[str, float]) -> 
     if off and on:
         cost = 1 - on["req_s"] / off["req_s"]
         out["throughput cost of prediction logging"] = f"{cost:.1%} [<= 10%]"
+    off = report.find(OURS, "single, drift off", 16)
+    on = report.find(OURS, "single, drift on", 16)
+    if off and on:
+        cost = 1 - on["req_s"] / off["req_s"]
+        out["throughput cost of the drift gauges"] = f"{cost:.1%} [<= 5%]"
     if ours16:
         if "native_1" in costs:
             share = ours16["req_s"] / (1e6 / costs["native_1"])

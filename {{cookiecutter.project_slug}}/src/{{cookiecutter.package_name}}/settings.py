@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     # unpickles the registered artifact: whoever can register a version runs code in the
     # server. Off, such a version is not-ready with this reason (ONNX runs a graph, no code).
     trust_registry_code_execution: bool = False
+    # recent requests per worker behind the drift gauges (drift/monitor.py); 0 turns them off
+    drift_window_size: int = Field(default=2000, ge=0)
 {%- if cookiecutter.use_redis_cache %}
 
     # --- Redis prediction cache (serving/cache.py) ------------------------------------------

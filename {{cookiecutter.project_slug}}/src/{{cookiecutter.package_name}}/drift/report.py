@@ -78,8 +78,8 @@ def read_log(
     """The most recent `max_rows` logged predictions in [since, until)."""
     from sqlalchemy import select
 
-    from ..db.engine import make_engine
-    from ..db.models import PredictionRecord as P
+    from ..db import PredictionRecord as P
+    from ..db import make_engine
 
     engine = make_engine(database_url)
     try:

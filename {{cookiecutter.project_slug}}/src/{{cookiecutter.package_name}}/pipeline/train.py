@@ -25,6 +25,7 @@ from sklearn.model_selection import train_test_split
 
 from .. import models, registry_names, schema
 from ..data.load import load_table
+from ..drift.profile import build_profile, log_profile
 from ..models.base import IterationCallback
 from .common import Context, add_common_arguments, cli_errors
 from .onnx_export import Parity, export
@@ -247,6 +248,8 @@ def train(ctx: Context, *, tracking: bool = True) -> TrainResult:
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{models.FRAMEWORK}") as run:
         run_id = run.info.run_id
         log_training(ctx, run_id, train_params, result, val_ap, tags, parity)
+        # drift reference of this version: training features, fraud scores on the test split
+        log_profile(build_profile(frame, model.predict_proba(models.features(test))))
         logged = log_models(run_id, model, onnx_model, holdout)
     version = register(settings.model_name, logged, version_tags(logged, tags, val_ap, parity))
     out = TrainResult(

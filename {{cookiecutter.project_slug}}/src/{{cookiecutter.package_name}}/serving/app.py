@@ -22,6 +22,7 @@ from prometheus_fastapi_instrumentator import metrics as http_metrics
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..drift.monitor import DriftCollector, DriftMonitor
 from ..settings import Settings, get_settings
 from .metrics import LATENCY_BUCKETS, Metrics
 from .model_manager import ModelManager
@@ -124,6 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
     services = ScoringService(settings, metrics, ModelManager(settings, metrics))
+    if settings.drift_window_size:
+        # statistics at scrape time, off the request path (drift/monitor.py)
+        services.drift = DriftMonitor(settings.drift_window_size)
+        metrics.registry.register(DriftCollector(services.drift, services.serving_reference))
     record_model, batch_model = build_request_models(
         settings.unknown_category, settings.max_batch_size
     )

@@ -205,6 +205,12 @@ class PredictionLogger:
         self.queue_depth = Gauge(
             "prediction_log_queue_depth", "Prediction records waiting to be written", registry=r
         )
+        self.queue_capacity = Gauge(
+            "prediction_log_queue_capacity",
+            "Prediction records the buffer holds before it drops (PREDICTION_LOG_BUFFER_SIZE)",
+            registry=r,
+        )
+        self.queue_capacity.set(self.capacity)
         self.written, self.dropped, self.write_errors = (
             Counter(name, help_text, registry=r)
             for name, help_text in (

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from ..drift.profile import Profile
 from ..schema import CLASS_NAMES, FEATURE_NAMES, FEATURES
 from .requests import UNKNOWN_CATEGORY
 
@@ -153,6 +154,7 @@ class Predictor:
     signature: dict[str, Any]
     score: ScoreFunction
     feed_builder: FeedBuilder
+    reference: Profile | None = None  # drift reference of the version's training run
 
     def normalize(self, record: Mapping[str, Any]) -> dict[str, Any]:
         return self.feed_builder.normalize(record)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..drift.monitor import download_profile
 from ..settings import Settings
 from .predictor import (
     SCHEMA_INPUT_TYPES,
@@ -85,7 +86,10 @@ def load_registered_model(settings: Settings) -> Predictor:
         version = client.get_model_version_by_alias(name, alias)
     except Exception as exc:
         raise ModelLoadError(f"cannot resolve models:/{name}@{alias}: {exc}") from exc
-    return load_version(settings, str(version.version), alias=alias, run_id=version.run_id)
+    predictor = load_version(settings, str(version.version), alias=alias, run_id=version.run_id)
+    if settings.drift_window_size and version.run_id:
+        predictor.reference = download_profile(version.run_id, settings.mlflow_tracking_uri)
+    return predictor
 
 
 def load_version(

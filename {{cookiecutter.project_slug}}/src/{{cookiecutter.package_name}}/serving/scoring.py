@@ -17,11 +17,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..drift.monitor import DriftMonitor
+from ..drift.profile import Profile
 from ..schema import CLASS_NAMES
 from ..settings import Settings
 from .metrics import Metrics
 from .model_manager import ModelManager
 from .predictor import Predictor
+
+POSITIVE = CLASS_NAMES[-1]  # the class whose probability the drift window keeps
 
 
 class UnscorableInput(ValueError):
@@ -65,6 +69,7 @@ class ScoringService:
     models: ModelManager
     cache: Cache | None = None
     prediction_log: PredictionSink | None = None
+    drift: DriftMonitor | None = None
     _started: list[str] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -86,6 +91,11 @@ class ScoringService:
             await self.prediction_log.close()
         if self.cache is not None:
             await self.cache.close()
+
+    def serving_reference(self) -> tuple[str, Profile | None] | None:
+        """(version, drift reference) of the model served now; None before one is loaded."""
+        model = self.models.current
+        return None if model is None else (model.version, model.reference)
 
     def predictor(self) -> Predictor:
         predictor = self.models.current
@@ -121,6 +131,9 @@ class ScoringService:
         started: float,
     ) -> None:
         self.metrics.count_predictions(output["label"] for output in outputs)
+        if self.drift is not None:
+            scores = [output["probabilities"][POSITIVE] for output in outputs]
+            self.drift.observe(model.version, model.reference, records, scores)
         if self.prediction_log is None:
             return
         latency_ms = (time.perf_counter() - started) * 1000
