@@ -76,8 +76,12 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any
         monkeypatch.setenv("EXPERIMENT_NAME", name)
         get_settings.cache_clear()
 
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     yield setup
     get_settings.cache_clear()
+    # the report points MLflow at this test's store: later tests get the default back
+    mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None: back to the default
+    mlflow.set_registry_uri(previous)  # type: ignore[arg-type]
 
 
 def check_report(out: Path, tracking_uri: str, name: str, stdout: str) -> None:
