@@ -189,3 +189,34 @@ def test_times_are_iso_or_durations_back_from_now() -> None:
     assert parse_time("2w", now) == now - timedelta(weeks=2)
     assert parse_time("2026-03-01") == datetime(2026, 3, 1, tzinfo=UTC)
     assert parse_time("2026-03-01T14:00+02:00") == datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.mark.slow
+def test_report_on_traffic_the_server_logged(
+    tmp_path: Path,
+    environment: Any,
+    capsys: pytest.CaptureFixture[str],
+    registered_model: Any,
+    settings_for: Any,
+) -> None:
+    """End to end: the reference a real training run logged, shifted traffic through the
+    real server into its prediction log, the report over that log."""
+    from ..db.helpers import count_records
+    from ..serving.conftest import running, wait_until
+
+    database_url = f"sqlite:///{tmp_path / 'served.db'}"
+    upgrade(database_url)
+    settings = settings_for(prediction_logging=True, database_url=database_url)
+    rows = records(shifted(1500, 47))
+    with running(settings) as client:
+        for start in range(0, len(rows), 500):
+            response = client.post("/predict/batch", json={"records": rows[start : start + 500]})
+            assert response.status_code == 200, response.text
+        wait_until(lambda: count_records(database_url) == len(rows), 60, "the logged rows")
+    environment(database_url, registered_model.tracking_uri, registered_model.name)
+    stdout = run_report(tmp_path, capsys, "--no-mlflow")
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert set(summary["drifted"]) == SHIFTED_FEATURES, summary["psi"]
+    assert summary["reference_version"] == str(registered_model.version)
+    assert summary["rows_by_version"] == {str(registered_model.version): len(rows)}
+    assert "drifted: amount, merchant_category" in stdout
