@@ -220,3 +220,16 @@ def test_report_on_traffic_the_server_logged(
     assert summary["reference_version"] == str(registered_model.version)
     assert summary["rows_by_version"] == {str(registered_model.version): len(rows)}
     assert "drifted: amount, merchant_category" in stdout
+
+
+def test_a_missing_reference_is_one_line(
+    tmp_path: Path, environment: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    upgrade(database_url)
+    environment(database_url, f"sqlite:///{tmp_path / 'mlflow.db'}", "never-registered")
+    assert main(["drift-report", "--no-mlflow"]) == 1
+    # (log lines of alembic and MLflow come before it in the captured stream)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("cannot load the reference profile of models:/never-registered@")
+    assert "never-registered not found" in line

@@ -288,7 +288,16 @@ def run(args: argparse.Namespace) -> int:
     if args.reference is not None:
         profile, version = Profile.load(args.reference), None
     else:
-        profile, version = reference_for(settings, alias)
+        try:
+            profile, version = reference_for(settings, alias)
+        except Exception as exc:  # registry down, no such alias, a version without a profile
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(
+                f"cannot load the reference profile of models:/{settings.model_name}@{alias} "
+                f"({settings.mlflow_tracking_uri}): {reason}",
+                file=sys.stderr,
+            )
+            return 1
     sample = read_log(settings.database_url, since, until, profile.features, args.max_rows)
     if sample.rows == 0:
         print(
