@@ -15,7 +15,7 @@ import yaml
 
 from tests.combinations import CONDITIONAL_FILES, GENERATED_BY_HOOK, SUPPORTED, Answers
 from tests.conftest import Baked, render_answers
-from tests.support import PROJECT_TEMPLATE
+from tests.support import PROJECT_TEMPLATE, load_hook
 
 # Other tools use `{{ }}` too (Actions expressions, Grafana legends, `docker inspect -f`), so a
 # leftover is any Jinja statement/comment or any mention of a cookiecutter variable.
@@ -41,6 +41,14 @@ def expected_files(answers: Answers) -> set[str]:
     return expected | GENERATED_BY_HOOK
 
 
+def hook_secret_files(baked: Baked) -> set[str]:
+    """secrets/<key>: one file per secret key that this project's .env.example names."""
+    keys = {line.partition("=")[0].strip() for line in baked.read(".env.example").splitlines()}
+    return {
+        f"secrets/{key.lower()}" for key in keys & set(load_hook("post_gen_project").SECRET_KEYS)
+    }
+
+
 def _matches(rel: str, pattern: str) -> bool:
     return rel.startswith(pattern) if pattern.endswith("/") else rel == pattern
 
@@ -52,8 +60,9 @@ def baked(request: pytest.FixtureRequest, bake) -> Baked:  # type: ignore[no-unt
 
 def test_exact_file_set(baked: Baked) -> None:
     answers = {k: v for k, v in baked.context.items() if not k.startswith("_")}
-    expected = expected_files(answers)
+    expected = expected_files(answers) | hook_secret_files(baked)
     actual = {f for f in baked.files() if "__pycache__" not in f}
+    assert hook_secret_files(baked), "the hook writes the secrets its containers read"
     assert actual - expected == set(), "files that should not exist for these answers"
     assert expected - actual == set(), "files missing for these answers"
 
