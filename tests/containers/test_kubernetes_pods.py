@@ -21,7 +21,6 @@ import yaml
 
 from tests.containers.kube_driver import Cluster
 from tests.containers.stack import DOCKER, Stack, sh
-from tests.containers.test_containers import built, kit, stacks  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.containers, pytest.mark.xdist_group("containers")]
 
@@ -36,7 +35,7 @@ def _image_uid(image: str, user: str) -> int:
 
 
 def test_rendered_dev_pods_start_and_answer_their_probes(
-    built: Callable[[str], Stack],  # noqa: F811
+    built: Callable[[str], Stack],
 ) -> None:
     stack = built("default")
     folder = stack.path / "secrets"
