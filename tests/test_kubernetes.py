@@ -611,9 +611,23 @@ def test_config_files_are_the_compose_configs(project: Project) -> None:
                     found = maps[volume["configMap"]["name"]][mount["subPath"]]
                 elif Path(mount["mountPath"]) == target.parent:
                     found = maps[volume["configMap"]["name"]].get(target.name)
+            container = spec["containers"][0]
+            entrypoint = project.compose["services"][name].get("entrypoint", [])
+            if found is None and str(target) in entrypoint:
+                # A script Compose runs as the entrypoint: the pod runs it from its ConfigMap
+                # folder (mounting at its Compose path would hide the image's other binaries).
+                ran = Path(container["command"][entrypoint.index(str(target))])
+                assert container["command"] == [
+                    str(ran) if part == str(target) else part for part in entrypoint
+                ], name
+                for mount in mounts:
+                    volume = volumes.get(mount["name"], {})
+                    if "configMap" in volume and Path(mount["mountPath"]) == ran.parent:
+                        found = maps[volume["configMap"]["name"]].get(ran.name)
             assert found == text, f"{name}: {target} is not {config['source']}"
             checked.add(config["source"])
     assert {"postgres-init", "mlflow-auth"} <= checked
+    assert ("redis-start" in checked) == project.baked.context["use_redis_cache"]
 
 
 # --- overlays, Jobs and components ----------------------------------------------------------
