@@ -9,47 +9,72 @@ No cluster runs here: what is proved is the rendered manifests, not their behavi
 from __future__ import annotations
 
 import base64
-import importlib.util
+import functools
+import importlib
 import json
 import re
 import secrets
 import shutil
 import subprocess
 import sys
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import kubernetes_validate
 import pytest
 import yaml
 
 from tests.combinations import SUPPORTED
-from tests.conftest import Baked, render_answers
+from tests.conftest import TEMPLATE, Baked, render_answers
 
 KUBECTL = shutil.which("kubectl")
 CHECKOV = Path(sys.executable).parent / "checkov"
 # The newest release whose schemas kubernetes-validate ships.
 K8S_VERSION = kubernetes_validate.latest_version()
 
-# Answers that change deploy/k8s; one baked project per distinct set of them.
-RELEVANT = ("use_redis_cache", "use_prediction_logging", "monitoring", "dvc_remote", "compute")
+# What changes deploy/k8s: the conditions of its templates ({% if ... %}), read from them.
+K8S_TEMPLATES = TEMPLATE / "{{cookiecutter.project_slug}}" / "deploy" / "k8s"
+
+
+def _conditions() -> list[str]:
+    found = set()
+    for path in K8S_TEMPLATES.rglob("*"):
+        if path.is_file():
+            found |= set(re.findall(r"\{%-?\s*(?:if|elif)\s+(.+?)\s*-?%\}", path.read_text()))
+    return sorted(found)
 
 
 def _kubernetes_combinations() -> dict[str, dict[str, Any]]:
-    chosen: dict[tuple[Any, ...], str] = {}
+    """The fewest SUPPORTED answer sets (with the manifests) under which every condition of
+    the templates is once true and once false: a greedy cover of (condition, outcome)."""
+    environment = jinja2.Environment()
+    outcomes: dict[str, set[tuple[str, bool]]] = {}
     for name, answers in SUPPORTED.items():
         context = render_answers(**answers)
         if context["use_kubernetes"]:
-            chosen.setdefault(tuple(context[k] for k in RELEVANT), name)
-    return {name: SUPPORTED[name] for name in chosen.values()}
+            outcomes[name] = {
+                (c, bool(environment.compile_expression(c)(cookiecutter=context)))
+                for c in _conditions()
+            }
+    needed = set().union(*outcomes.values())
+    chosen: list[str] = ["default"] if "default" in outcomes else []
+    needed -= set().union(set(), *(outcomes[n] for n in chosen))
+    while needed:
+        best = max(outcomes, key=lambda n: len(outcomes[n] & needed))
+        chosen.append(best)
+        needed -= outcomes[best]
+    return {name: SUPPORTED[name] for name in chosen}
 
 
 COMBINATIONS = _kubernetes_combinations()
-# Files the secretGenerators read (compose.prod.yaml's ./secrets/ plus the object-store keys).
-SECRET_FILES = ("postgres_password", "admin_token", "aws_access_key_id", "aws_secret_access_key")
+# Files the secretGenerators read beyond compose.yaml's: the object-store keys (Compose keeps
+# artifacts on a volume); the generator writes the others.
+OBJECT_STORE_FILES = ("aws_access_key_id", "aws_secret_access_key")
 # Environment names no file of the project defines: the libraries' own (CONVENTIONS.md).
 LIBRARY_ENV = {
     "MLFLOW_S3_ENDPOINT_URL": "MLflow's S3 artifact client",
@@ -71,6 +96,9 @@ COMPOSE_SERVICE = {
     "tuner": "tuner",
     "tuner-study": "tuner",
 }
+# Helper Jobs that are a client of their service's database only: they carry its database
+# identity (same role, same password file), none of its other settings or secrets.
+DATABASE_IDENTITY = {"mlflow-db-upgrade": ("POSTGRES_USER", "POSTGRES_PASSWORD_FILE")}
 
 
 @dataclass
@@ -90,7 +118,7 @@ class Project:
         return found
 
     def render(self, rel: str) -> list[dict[str, Any]]:
-        return _render(self.root / rel)
+        return [doc for doc in yaml.safe_load_all(_render(str(self.root / rel))) if doc]
 
     @cached_property
     def compose(self) -> dict[str, Any]:
@@ -118,7 +146,9 @@ class Project:
         return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)(:[-?])?([^}]*)\}", one, str(value))
 
 
-def _render(path: Path) -> list[dict[str, Any]]:
+@functools.cache
+def _render(path: str) -> str:
+    """kubectl kustomize's output, once per kustomization and session (the costly part)."""
     assert KUBECTL, "kubectl is not installed (CI installs kubectl with kustomize built in)"
     result = subprocess.run(
         [KUBECTL, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(path)],
@@ -127,25 +157,21 @@ def _render(path: Path) -> list[dict[str, Any]]:
         check=False,
     )
     assert result.returncode == 0, f"kubectl kustomize {path}: {result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return result.stdout
 
 
 @pytest.fixture(scope="module", params=list(COMBINATIONS), ids=list(COMBINATIONS))
 def project(request: pytest.FixtureRequest, bake_session: Callable[..., Baked]) -> Project:
-    baked = bake_session(**COMBINATIONS[request.param])
-    folder = baked.path / "secrets"
-    folder.mkdir(exist_ok=True)
-    for name in SECRET_FILES:
-        if not (folder / name).exists():
-            (folder / name).write_text(secrets.token_urlsafe(24))
-    return Project(baked)
+    return _with_object_store_keys(bake_session(**COMBINATIONS[request.param]))
 
 
 @pytest.fixture(scope="module")
 def default_project(bake_session: Callable[..., Baked]) -> Project:
-    baked = bake_session()
-    (baked.path / "secrets").mkdir(exist_ok=True)
-    for name in SECRET_FILES:
+    return _with_object_store_keys(bake_session())
+
+
+def _with_object_store_keys(baked: Baked) -> Project:
+    for name in OBJECT_STORE_FILES:
         path = baked.path / "secrets" / name
         if not path.exists():
             path.write_text(secrets.token_urlsafe(24))
@@ -281,13 +307,14 @@ def test_checkov_passes_with_justified_skips(project: Project, tmp_path: Path) -
 
 
 def _settings_fields(project: Project) -> set[str]:
-    path = project.baked.path / "src" / project.baked.package / "settings.py"
-    spec = importlib.util.spec_from_file_location(f"_k8s_settings_{id(project)}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return {name.upper() for name in module.Settings.model_fields}
+    # The package's settings module and its relative imports, without the package's __init__
+    # (which imports the application): a bare package object over its directory.
+    name = f"_k8s_package_{id(project)}"
+    package = types.ModuleType(name)
+    package.__path__ = [str(project.baked.path / "src" / project.baked.package)]
+    sys.modules[name] = package
+    module = importlib.import_module(f"{name}.settings")
+    return {field.upper() for field in module.Settings.model_fields}
 
 
 def _script_variables(project: Project) -> set[str]:
@@ -342,6 +369,10 @@ def test_each_workload_gets_its_compose_service_environment(project: Project) ->
         service = project.compose["services"].get(COMPOSE_SERVICE[name], {})
         env = container_env(spec["containers"][0], docs)
         for key, value in (service.get("environment") or {}).items():
+            if name in DATABASE_IDENTITY:
+                if key in DATABASE_IDENTITY[name]:
+                    assert env[key] == project.compose_value(value), f"{name}: {key}"
+                continue
             assert key in env, f"{name}: {key} of compose service {COMPOSE_SERVICE[name]} missing"
             if name == COMPOSE_SERVICE[name] and key != "DVC_REMOTE_URL":
                 assert env[key] == project.compose_value(value), f"{name}: {key}"
@@ -378,8 +409,11 @@ def _exposed(project: Project, target: str) -> int:
 
 def test_ports_and_probes_are_those_of_compose_and_the_images(project: Project) -> None:
     docs = project.render("overlays/dev")
-    routes = project.baked.read(f"src/{project.baked.package}/serving/routes.py")
-    get_routes = set(re.findall(r'@router\.get\("([^"]+)"', routes))
+    routes = project.baked.path / "src" / project.baked.package / "serving" / "routes"
+    get_routes = {
+        route for path in routes.rglob("*.py")
+        for route in re.findall(r'@router\.get\("([^"]+)"', path.read_text())
+    }  # fmt: skip
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
     for name, target in (("serving", "serve"), ("mlflow", "mlflow")):
         compose = project.compose["services"][name]
@@ -444,6 +478,9 @@ def test_secrets_are_the_compose_secrets_as_files(project: Project) -> None:
         name = doc["metadata"]["name"]
         compose = project.compose["services"][COMPOSE_SERVICE[name]].get("secrets", [])
         files = mounted_secret_files(spec)
+        if name in DATABASE_IDENTITY:
+            environment = project.compose["services"][COMPOSE_SERVICE[name]]["environment"]
+            compose = [Path(environment["POSTGRES_PASSWORD_FILE"]).name]
         # Compose keeps artifacts on a volume: the object-store keys are all Kubernetes adds.
         assert set(compose) <= files and files - set(compose) <= object_store, name
         for container in spec["containers"]:
@@ -451,8 +488,9 @@ def test_secrets_are_the_compose_secrets_as_files(project: Project) -> None:
             for key, value in container_env(container, docs).items():
                 if key.endswith("_FILE"):
                     assert value.startswith("/run/secrets/") and value.rsplit("/", 1)[1] in files
-    # The generators read the files compose.prod.yaml reads, and never a literal.
-    prod_files = {Path(s["file"]).name: s["file"] for s in project.compose_prod["secrets"].values()}
+    # The generators read the files compose.yaml mounts, and never a literal.
+    compose_files = {name: s["file"] for name, s in project.compose["secrets"].items()}
+    generated = set()
     kustomization = yaml.safe_load((project.root / "base" / "kustomization.yaml").read_text())
     for generator in kustomization["secretGenerator"]:
         assert "literals" not in generator and "envs" not in generator
@@ -462,10 +500,18 @@ def test_secrets_are_the_compose_secrets_as_files(project: Project) -> None:
             assert (project.root / "base" / source).resolve().parent == (
                 project.baked.path / "secrets"
             ).resolve()
-            if key in prod_files:
-                assert (project.baked.path / prod_files[key]).resolve() == (
+            generated.add(key)
+            if key in compose_files:
+                assert (project.baked.path / compose_files[key]).resolve() == (
                     project.root / "base" / source
                 ).resolve()
+    counterparts = set(COMPOSE_SERVICE.values())
+    used = {
+        s for name, service in project.compose["services"].items() if name in counterparts
+        for s in service.get("secrets", [])
+    }  # fmt: skip
+    assert used <= generated, "a Compose secret without its Kubernetes Secret"
+    assert generated - set(compose_files) <= set(OBJECT_STORE_FILES)
     rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
     secret = next(v for k, v in rendered.items() if k.startswith("postgres-password-"))
     stored = base64.b64decode(secret["data"]["postgres_password"]).decode()
@@ -512,19 +558,76 @@ def test_network_labels_mirror_compose_networks(project: Project) -> None:
     assert policies["serving"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
 
 
-def test_resources_follow_compose_prod_limits(project: Project) -> None:
-    docs = project.render("overlays/prod")
-    for name in ("serving", "mlflow"):
-        limits = project.compose_prod["services"][name]["deploy"]["resources"]["limits"]
-        deployment = next(
-            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name
-        )
-        container = deployment["spec"]["template"]["spec"]["containers"][0]
-        memory = re.fullmatch(r"(\d+)([mg])", limits["memory"])
-        assert memory
-        unit = {"m": "Mi", "g": "Gi"}[memory.group(2)]
-        assert container["resources"]["limits"]["memory"] == f"{memory.group(1)}{unit}"
-        assert float(container["resources"]["limits"]["cpu"]) == float(limits["cpus"])
+def _quantity(compose: str) -> str:
+    """Compose's memory (768m, 2g) as a Kubernetes quantity (768Mi, 2Gi)."""
+    memory = re.fullmatch(r"(\d+)([mg])", compose)
+    assert memory, compose
+    return memory.group(1) + {"m": "Mi", "g": "Gi"}[memory.group(2)]
+
+
+def test_resources_follow_compose_limits(project: Project) -> None:
+    docs = _all_docs(project) + project.render("overlays/dev")
+    checked = set()
+    for doc, spec in workloads(docs):
+        name = doc["metadata"]["name"]
+        if COMPOSE_SERVICE.get(name) != name:
+            continue  # a helper Job of a service (db upgrade, study creation): its own sizing
+        limits = project.compose["services"][name]["deploy"]["resources"]["limits"]
+        container = spec["containers"][0]
+        memory = _quantity(project.compose_value(limits["memory"]))
+        assert container["resources"]["limits"]["memory"] == memory, name
+        cpus = float(project.compose_value(limits["cpus"]))
+        assert _cpu(container["resources"]["limits"]["cpu"]) == cpus, name
+        checked.add(name)
+    assert {"serving", "mlflow", "db", "training", "tuner"} <= checked
+
+
+def _cpu(quantity: str | int) -> float:
+    text = str(quantity)
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def test_config_files_are_the_compose_configs(project: Project) -> None:
+    """The files Compose mounts as configs (MLflow's basic-auth ini, the Postgres init script,
+    Redis's start script) reach the same paths in the counterpart pods, with the same text."""
+    docs = project.render("overlays/dev")
+    maps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
+    checked = set()
+    for doc, spec in workloads(docs):
+        name = doc["metadata"]["name"]
+        if COMPOSE_SERVICE.get(name) != name:
+            continue
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        mounts = spec["containers"][0].get("volumeMounts", [])
+        for config in project.compose["services"][name].get("configs", []):
+            target = Path(config["target"])
+            text = project.baked.read(project.compose["configs"][config["source"]]["file"])
+            found = None
+            for mount in mounts:
+                volume = volumes.get(mount["name"], {})  # else a volumeClaimTemplate
+                if "configMap" not in volume:
+                    continue
+                if mount["mountPath"] == str(target):
+                    found = maps[volume["configMap"]["name"]][mount["subPath"]]
+                elif Path(mount["mountPath"]) == target.parent:
+                    found = maps[volume["configMap"]["name"]].get(target.name)
+            container = spec["containers"][0]
+            entrypoint = project.compose["services"][name].get("entrypoint", [])
+            if found is None and str(target) in entrypoint:
+                # A script Compose runs as the entrypoint: the pod runs it from its ConfigMap
+                # folder (mounting at its Compose path would hide the image's other binaries).
+                ran = Path(container["command"][entrypoint.index(str(target))])
+                assert container["command"] == [
+                    str(ran) if part == str(target) else part for part in entrypoint
+                ], name
+                for mount in mounts:
+                    volume = volumes.get(mount["name"], {})
+                    if "configMap" in volume and Path(mount["mountPath"]) == ran.parent:
+                        found = maps[volume["configMap"]["name"]].get(ran.name)
+            assert found == text, f"{name}: {target} is not {config['source']}"
+            checked.add(config["source"])
+    assert {"postgres-init", "mlflow-auth"} <= checked
+    assert ("redis-start" in checked) == project.baked.context["use_redis_cache"]
 
 
 # --- overlays, Jobs and components ----------------------------------------------------------
@@ -584,6 +687,20 @@ def test_dev_and_prod_overlays(project: Project) -> None:
         d["metadata"].get("namespace") for d in prod
     }
     assert None not in namespaces and len(namespaces) == 2
+    # What compose.prod.yaml adds to a service's environment (PRODUCTION, MLFLOW_WORKERS), prod
+    # adds too; dev does not.
+    for name in ("serving", "mlflow"):
+        added = project.compose_prod["services"][name].get("environment", {})
+        assert added, name
+        prod_env = container_env(
+            _by(prod, "Deployment", name)["spec"]["template"]["spec"]["containers"][0], prod
+        )
+        dev_env = container_env(
+            _by(dev, "Deployment", name)["spec"]["template"]["spec"]["containers"][0], dev
+        )
+        for key, value in added.items():
+            assert prod_env.get(key) == project.compose_value(value), f"{name}: {key}"
+            assert dev_env.get(key) != prod_env[key], f"{name}: {key} in dev"
     mlflow = _by(prod, "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]
     assert mlflow["args"] == ["--artifacts-destination", "$(MLFLOW_ARTIFACTS_DESTINATION)"]
     schema_jobs = {d["metadata"]["name"] for d in prod if d["kind"] == "Job"}
@@ -662,7 +779,7 @@ def test_kserve_component_replaces_the_deployment(project: Project) -> None:
     secret_names = {d["metadata"]["name"] for d in docs if d["kind"] in ("Secret", "ConfigMap")}
     referenced = set(
         re.findall(
-            r'"name": "((?:settings|postgres-password|admin-token)-[a-z0-9]+)"',
+            r'"name": "([a-z][a-z0-9-]*-[a-z0-9]{10})"',
             json.dumps(predictor),
         )
     )
