@@ -140,6 +140,19 @@ def running(settings: Settings, ready: bool = True) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def app_client(
+    registered_model: Any, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[TestClient]:
+    """One server per protocol test module, on the shared registered model."""
+    root = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    settings = make_settings(
+        registered_model.tracking_uri, registered_model.name, root, max_batch_size=100
+    )
+    with running(settings) as client:
+        yield client
+
+
 @pytest.fixture
 def client(settings_for: Callable[..., Settings]) -> Iterator[TestClient]:
     with running(settings_for()) as client:

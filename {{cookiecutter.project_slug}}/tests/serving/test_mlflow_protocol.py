@@ -61,18 +61,6 @@ def to_csv(records: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode()
 
 
-@pytest.fixture(scope="module")
-def app_client(
-    registered_model: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
-    root = tmp_path_factory.mktemp("mlflow-protocol")
-    settings = make_settings(
-        registered_model.tracking_uri, registered_model.name, root, max_batch_size=100
-    )
-    with running(settings) as client:
-        yield client
-
-
 def invoke(client: TestClient, body: Any, headers: dict[str, str] = JSON) -> Any:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return client.post("/invocations", content=content, headers=headers)

@@ -6,7 +6,6 @@ data): each is a 4xx with the protocol's `{"error": ...}` body, never a 5xx."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +44,6 @@ def tensors(records: list[dict[str, Any]], **overrides: dict[str, Any]) -> list[
 @pytest.fixture(scope="module")
 def model_name(registered_model: Any) -> str:
     return str(registered_model.name)
-
-
-@pytest.fixture(scope="module")
-def app_client(
-    registered_model: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
-    root = tmp_path_factory.mktemp("open-inference")
-    settings = make_settings(
-        registered_model.tracking_uri, registered_model.name, root, max_batch_size=100
-    )
-    with running(settings) as client:
-        yield client
 
 
 def test_metadata_lists_one_tensor_per_feature(app_client: TestClient, model_name: str) -> None:
