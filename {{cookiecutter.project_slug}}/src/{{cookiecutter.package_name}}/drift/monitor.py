@@ -13,12 +13,10 @@ Each worker (and replica) exports its own window; the dashboard and alerts aggre
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,28 +24,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import stats
-from .profile import ARTIFACT_PATH, Profile
+from .profile import Profile
 
 log = logging.getLogger(__name__)
-
-
-def download_profile(run_id: str, tracking_uri: str) -> Profile | None:
-    """The reference profile logged in the training run, or None (a version trained before
-    profiles existed, or an unreadable file: the model is served without drift gauges)."""
-    import mlflow
-
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=run_id,
-                artifact_path=ARTIFACT_PATH,
-                dst_path=tmp,
-                tracking_uri=tracking_uri,
-            )
-            return Profile.load(Path(path))
-    except Exception as exc:  # a missing profile must never stop the model from serving
-        log.warning("no drift reference for run %s (%s): drift gauges off", run_id, exc)
-        return None
 
 
 def window_columns(profile: Profile, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -15,6 +15,8 @@ Only numpy: the server loads it without pandas.
 from __future__ import annotations
 
 import json
+import logging
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..schema import FEATURES, Feature
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 # Where the profile lives among the artifacts of the training run of a registered version.
@@ -179,3 +183,22 @@ def log_profile(profile: Profile) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = profile.save(Path(tmp) / ARTIFACT_FILE)
         mlflow.log_artifact(str(path), artifact_path=ARTIFACT_DIR)
+
+
+def download_profile(run_id: str, tracking_uri: str) -> Profile | None:
+    """The reference profile logged in the training run, or None (a version trained before
+    profiles existed, or an unreadable file: the model is served without drift gauges)."""
+    import mlflow
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path=ARTIFACT_PATH,
+                dst_path=tmp,
+                tracking_uri=tracking_uri,
+            )
+            return Profile.load(Path(path))
+    except Exception as exc:  # a missing profile must never stop the model from serving
+        log.warning("no drift reference for run %s (%s): drift gauges off", run_id, exc)
+        return None

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..drift.monitor import download_profile
+from ..drift.profile import download_profile
 from ..settings import Settings
 from .predictor import (
     SCHEMA_INPUT_TYPES,
