@@ -43,6 +43,8 @@ def check_bench(project: Path, report: Path) -> None:
             ("ours", "batch 64", 4),
             ("ours", "single, logging off", 16),
             ("ours", "single, logging on", 16),
+            ("ours", "single, drift off", 16),
+            ("ours", "single, drift on", 16),
         }
         if os.environ.get("REDIS_URL") or os.environ.get("TEST_REDIS_URL"):
             expected.add(("ours", "single, cache hit", 16))
@@ -51,6 +53,15 @@ def check_bench(project: Path, report: Path) -> None:
                 (server, case, c)
                 for server in ("mlflow serve (native)", "mlflow serve (our ONNX)")
                 for case, c in (("single", 1), ("single", 16), ("batch 64", 4))
+            }
+            # the protocol cases take turns with `mlflow models serve` on the same version
+            expected |= {
+                ("ours", "turns: /predict", 16),
+                ("ours", "turns: invocations split", 16),
+                ("ours", "turns: OIP infer", 16),
+                ("ours", "turns: OIP infer 64", 4),
+                ("mlflow serve (our ONNX)", "turns: invocations split", 16),
+                ("mlflow serve (our ONNX)", "turns: invocations split 64", 4),
             }
         assert set(cases) == expected, f"{client}: {sorted(cases)}"
         assert all(r["errors"] == 0 and r["req_s"] > 0 for r in cases.values()), cases
