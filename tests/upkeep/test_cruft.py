@@ -47,6 +47,7 @@ def test_cruft_update_applies_a_later_template_commit(template_repo: Path, tmp_p
     commit_all(project, "Record template answers")
     sh(cruft, "check", cwd=project)
     env_before = (project / ".env").read_text()
+    secrets_before = {p.name: p.read_text() for p in (project / "secrets").iterdir()}
     lock = project / "uv.lock"
     lock_before = lock.read_text() if lock.exists() else None
 
@@ -81,6 +82,8 @@ def test_cruft_update_applies_a_later_template_commit(template_repo: Path, tmp_p
     assert "hello:  ## a target of our own" in merged, "user change lost"
     assert "<<<<<<<" not in merged
     assert (project / ".env").read_text() == env_before, ".env secrets were touched"
+    secrets_after = {p.name: p.read_text() for p in (project / "secrets").iterdir()}
+    assert secrets_after == secrets_before, "secrets/ files were touched"
     assert (lock.read_text() if lock.exists() else None) == lock_before, "uv.lock was touched"
     status = sh("git", "status", "--porcelain", cwd=project)
     assert status.strip(), "update changed nothing"
