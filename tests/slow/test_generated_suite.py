@@ -79,6 +79,8 @@ def install(project: Baked) -> Path:
 @pytest.mark.parametrize("name", list(PROJECTS))
 def test_generated_project_passes_its_own_suite(name: str, bake) -> None:  # type: ignore[no-untyped-def]
     project = bake(**PROJECTS[name])
+    # A renamed suite would silently run everywhere again: the list must name real files.
+    assert [p for p in FRAMEWORK_INDEPENDENT if not project.has_file(p)] == []
     venv = install(project)
     env = {
         "PATH": f"{venv}{os.pathsep}{os.environ['PATH']}",
