@@ -179,7 +179,15 @@ def example_record(stack: Stack) -> dict[str, Any]:
 # --- the fresh stack ------------------------------------------------------------------------
 def test_fresh_stack_is_up_without_a_model(flow: Flow) -> None:
     assert http("GET", f"{SERVING}/health")[0] == 200
-    assert http("GET", f"{SERVING}/ready")[0] == 503  # fresh volumes: no model yet
+
+    # Fresh volumes: no model yet, and once the first load attempt failed /ready says why.
+    def tried() -> tuple[int, Any] | None:
+        answer = http("GET", f"{SERVING}/ready")
+        return None if answer[1].get("reason") == "model not loaded yet" else answer
+
+    status, body = wait_for(tried, 60, "the first model load attempt")
+    assert status == 503, body
+    assert "is not registered (or not readable by MLflow user serving)" in body["reason"], body
     assert http("GET", f"{MLFLOW}/health")[0] == 200
     flow.volumes |= flow.stack.mounted_volumes()
     flow.found["record"] = example_record(flow.stack)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
@@ -84,9 +85,13 @@ def test_rendered_dev_pods_start_and_answer_their_probes(
         assert serving.wait_for("startupProbe") == '{"status":"ok"}'
         assert serving.probe("livenessProbe")[0]
         # No champion is registered yet: ready says why, with every dependency up.
-        ready, answer = serving.probe("readinessProbe")
-        assert not ready and answer.startswith("503"), answer
-        assert "model not loaded" in answer
+        deadline = time.monotonic() + 60
+        while "model not loaded yet" in (answer := serving.probe("readinessProbe")[1]):
+            assert time.monotonic() < deadline, answer
+            time.sleep(1)
+        assert answer.startswith("503"), answer
+        # MLflow's auth answers 403 for a model that does not exist: the reason says both.
+        assert "is not registered (or not readable by MLflow user serving)" in answer, answer
         for dependency in ("redis", "prediction_log"):
             if f'"{dependency}"' in answer:
                 assert f'"{dependency}":"ok"' in answer, answer

@@ -3,6 +3,7 @@ the Compose stack serves: the champion is copied there, then the server loads it
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,3 +53,18 @@ def test_loads_champion_from_tracking_server(
             assert client_app.get("/model").json()["run_id"] == run.info.run_id
     finally:
         client.delete_registered_model(name)
+
+
+@pytest.mark.integration
+def test_an_unregistered_name_is_the_ready_reason(tmp_path: Path) -> None:
+    remote = require_env("TEST_MLFLOW_TRACKING_URI")
+    name = f"never-registered-{uuid.uuid4().hex[:8]}"
+    with running(make_settings(remote, name, tmp_path), ready=False) as client_app:
+        deadline = time.monotonic() + 30
+        while (body := client_app.get("/ready").json())["reason"] == "model not loaded yet":
+            assert time.monotonic() < deadline, body
+            time.sleep(0.2)
+    assert body["ready"] is False
+    assert f"models:/{name}@champion is not registered" in body["reason"], body
+    assert "make train" in body["reason"]
+    assert "\n" not in body["reason"]

@@ -67,12 +67,29 @@ def _client(settings: Settings) -> Any:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+# MLflow's basic-auth answers 403 (not 404) to a non-admin asking for a registered model that
+# does not exist, so that names cannot be probed: for the serving identity both mean "nothing
+# registered under this name that it may read".
+NOT_REGISTERED = frozenset({"RESOURCE_DOES_NOT_EXIST", "PERMISSION_DENIED"})
+
+
+def _version_by_alias(settings: Settings) -> Any:
+    name, alias = settings.model_name, settings.model_alias
+    try:
+        return _client(settings).get_model_version_by_alias(name, alias)
+    except Exception as exc:
+        if getattr(exc, "error_code", None) in NOT_REGISTERED:
+            raise ModelLoadError(
+                f"models:/{name}@{alias} is not registered (or not readable by MLflow user "
+                f"{os.environ.get('MLFLOW_TRACKING_USERNAME') or 'anonymous'}): train and "
+                f"promote a model (make train), or fix MODEL_NAME / MODEL_ALIAS"
+            ) from exc
+        raise ModelLoadError(f"cannot resolve models:/{name}@{alias}: {exc}") from exc
+
+
 def resolve_alias(settings: Settings) -> str:
     """The version `models:/<name>@<alias>` points to now: one registry call (blocking)."""
-    version = _client(settings).get_model_version_by_alias(
-        settings.model_name, settings.model_alias
-    )
-    return str(version.version)
+    return str(_version_by_alias(settings).version)
 
 
 def load_registered_model(settings: Settings) -> Predictor:
@@ -80,13 +97,10 @@ def load_registered_model(settings: Settings) -> Predictor:
 
     Blocking (network + disk): call it in a worker thread.
     """
-    name, alias = settings.model_name, settings.model_alias
-    client = _client(settings)
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-    except Exception as exc:
-        raise ModelLoadError(f"cannot resolve models:/{name}@{alias}: {exc}") from exc
-    predictor = load_version(settings, str(version.version), alias=alias, run_id=version.run_id)
+    version = _version_by_alias(settings)
+    predictor = load_version(
+        settings, str(version.version), alias=settings.model_alias, run_id=version.run_id
+    )
     if settings.drift_window_size and version.run_id:
         predictor.reference = download_profile(version.run_id, settings.mlflow_tracking_uri)
     return predictor
