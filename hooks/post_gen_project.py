@@ -53,6 +53,8 @@ REMOVE_WHEN: dict[tuple[str, Any], tuple[str, ...]] = {
         "migrations",
         "src/{pkg}/drift/report.py",
         "tests/drift/test_report.py",
+        "monitoring/prometheus/prediction_log_rules.yml",
+        "monitoring/prometheus/tests/prediction_log_alerts_test.yml",
     ),
     ("use_kubernetes", False): ("deploy", "docs/kubernetes.md"),
     ("monitoring", "none"): ("monitoring", "tests/monitoring"),

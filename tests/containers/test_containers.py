@@ -292,6 +292,12 @@ def test_prometheus_scrapes_every_serving_replica(built: Callable[[str], Stack])
             return healthy if len(healthy) == 2 else None
 
         wait_for(scraped, 180, "Prometheus scraping both serving replicas", interval=5)
+        # Every rules file of the project is loaded (through the rules/*.yml glob).
+        status, body = http("GET", f"{prometheus}/api/v1/rules")
+        assert status == 200, body
+        loaded = {Path(g["file"]).name for g in body["data"]["groups"]}
+        rules = stack.path / "monitoring" / "prometheus"
+        assert loaded == {p.name for p in rules.glob("*rules.yml")}
     finally:
         stack.down()
 

@@ -1,8 +1,9 @@
 """The Prometheus alert rules: `promtool test rules` (each alert fires on the series that
-should fire it and stays quiet on near misses), and the wiring of the rules file."""
+should fire it and stays quiet on near misses), and the wiring of the rules files."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -16,7 +17,9 @@ from {{ cookiecutter.package_name }}.drift import stats
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "monitoring" / "prometheus"
-RULES = PROMETHEUS / "rules.yml"
+# rules.yml, and prediction_log_rules.yml where the project has the prediction log
+RULE_FILES = sorted(PROMETHEUS.glob("*rules.yml"))
+HAS_LOG = importlib.util.find_spec("{{ cookiecutter.package_name }}.serving.prediction_log") is not None
 
 
 def promtool() -> str:
@@ -34,14 +37,25 @@ def load(path: Path) -> dict:
 
 
 def rules() -> list[dict]:
-    return [rule for group in load(RULES)["groups"] for rule in group["rules"]]
+    return [
+        rule for path in RULE_FILES for group in load(path)["groups"] for rule in group["rules"]
+    ]
 
 
 def test_rules_are_valid() -> None:
     result = subprocess.run(
-        [promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, check=False
+        [promtool(), "check", "rules", *map(str, RULE_FILES)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_prediction_log_alerts_come_with_the_prediction_log() -> None:
+    alerts = {rule["alert"] for rule in rules() if "alert" in rule}
+    assert ("PredictionLogDropping" in alerts) is HAS_LOG
+    assert ("PredictionLogBufferNearFull" in alerts) is HAS_LOG
 
 
 def test_every_alert_is_unit_tested_and_the_tests_pass() -> None:
@@ -81,10 +95,14 @@ def test_thresholds_are_set_once_and_match_the_offline_report() -> None:
             assert not re.search(r"[<>]=?\s*[0-9]*\.[0-9]", rule["expr"]), rule["alert"]
 
 
-def test_prometheus_and_compose_load_the_rules_file() -> None:
+def test_prometheus_and_compose_load_every_rules_file() -> None:
     config = load(PROMETHEUS / "prometheus.yml")
-    assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     compose = load(ROOT / "compose.yaml")
     mounts = {c["target"]: c["source"] for c in compose["services"]["prometheus"]["configs"]}
-    source = mounts["/etc/prometheus/rules.yml"]
-    assert (ROOT / compose["configs"][source]["file"]).resolve() == RULES
+    mounted = {
+        (ROOT / compose["configs"][source]["file"]).resolve()
+        for target, source in mounts.items()
+        if target.startswith("/etc/prometheus/rules/") and target.endswith(".yml")
+    }
+    assert mounted == set(RULE_FILES)

@@ -28,7 +28,10 @@ HAS_CACHE = importlib.util.find_spec("{{ cookiecutter.package_name }}.serving.ca
 
 
 def queried() -> set[str]:
-    rules = (ROOT / "monitoring/prometheus/rules.yml").read_text(encoding="utf-8")
+    rules = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in sorted((ROOT / "monitoring/prometheus").glob("*rules.yml"))
+    )
     exprs = re.findall(r"expr: (.*(?:\n {10,}.*)*)", rules)
     dashboard = json.loads(
         (ROOT / "monitoring/grafana/dashboards/serving.json").read_text(encoding="utf-8")
