@@ -16,7 +16,9 @@ the later test fails naming that step (it does not skip: CI treats skips as fail
   every metric the Grafana dashboard queries is exported
   the Optuna worker of the `tune` profile writes its study
   production variant on the same volumes: replicas behind the unprivileged nginx, /admin and
-    /metrics refused at the edge, /predict rate-limited, a recreated replica found again
+    /metrics refused at the edge, /predict rate-limited, a recreated replica found again;
+    MLflow stopped under load changes nothing; a moved champion reaches every replica by
+    alias polling with no failed request
   `down -v` leaves nothing
 """
 
@@ -57,7 +59,8 @@ SERVING = f"http://127.0.0.1:{SERVING_PORT}"
 MLFLOW = f"http://127.0.0.1:{MLFLOW_PORT}"
 PROXY = f"http://127.0.0.1:{NGINX_PORT}"
 PROD = ("-f", "compose.yaml", "-f", "compose.prod.yaml")
-PROD_ENV = {"SERVING_REPLICAS": "2", "HTTP_PORT": str(NGINX_PORT)}
+# Three replicas, compose.prod.yaml's default: polling must converge more than a pair.
+PROD_ENV = {"SERVING_REPLICAS": "3", "HTTP_PORT": str(NGINX_PORT)}
 # Long-running services and the one-shot that shares their image: read-only root filesystems.
 READ_ONLY = {"db", "mlflow", "redis", "migrate", "serving", "nginx"}
 # What each service runs as (its image's user unless compose.yaml names one).
@@ -440,7 +443,7 @@ def test_stop_under_load_loses_no_accepted_prediction(flow: Flow) -> None:
 
 # --- production variant ---------------------------------------------------------------------
 def test_production_variant_serves_behind_the_edge(flow: Flow) -> None:
-    """Same volumes: file secrets, two replicas behind the unprivileged nginx."""
+    """Same volumes: file secrets, three replicas behind the unprivileged nginx."""
     stack, record = flow.stack, flow.need("record")
     flow.need("served")
     sh("sh", "docker/prod-secrets.sh", cwd=stack.path)
@@ -452,7 +455,7 @@ def test_production_variant_serves_behind_the_edge(flow: Flow) -> None:
     assert done.returncode == 0, f"{done.stderr[-3000:]}\n{stack.logs()}"
     flow.volumes |= stack.mounted_volumes()
     replicas = stack.compose(*PROD, "ps", "-q", "serving").stdout.split()
-    assert len(replicas) == 2, replicas
+    assert len(replicas) == int(PROD_ENV["SERVING_REPLICAS"]), replicas
     for service, infos in containers(stack).items():
         for info in infos:
             assert_hardened(service, info)
@@ -536,6 +539,118 @@ def test_edge_finds_recreated_replicas(flow: Flow) -> None:
     assert statuses == [200] * 10, statuses
 
 
+class EdgeTraffic:
+    """Predictions through nginx from two clients, under its rate limit; every answer kept."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        self.answers: list[tuple[float, int, str | None]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(2)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = http("POST", f"{PROXY}/predict", self.record, timeout=10)
+            except OSError as error:  # a reset or a refused connection is a failed request
+                status, body = 599, str(error)
+            version = body.get("model_version") if status == 200 else None
+            self.answers.append((time.monotonic(), status, version))
+            time.sleep(0.02)  # 2 clients x < 50/s: under the edge's 100/s per client
+
+    def __enter__(self) -> EdgeTraffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def failures(self) -> list[tuple[float, int, str | None]]:
+        return [answer for answer in self.answers if answer[1] != 200]
+
+
+def replica_versions(stack: Stack) -> list[str]:
+    """The version each serving replica reports on /model, asked inside each container."""
+    count = len(stack.compose(*PROD, "ps", "-q", "serving").stdout.split())
+    code = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/model').read().decode())"
+    versions = []
+    for index in range(1, count + 1):
+        out = stack.compose(*PROD, "exec", "-T", "--index", str(index), "serving",
+                            "python", "-c", code).stdout  # fmt: skip
+        versions.append(str(json.loads(out.strip().splitlines()[-1])["version"]))
+    return versions
+
+
+def test_mlflow_down_under_load_changes_nothing(flow: Flow) -> None:
+    """The registry stopped for longer than a poll interval: every prediction still answers."""
+    flow.need("prod")
+    stack = flow.stack
+    interval = float(dotenv(stack.path / ".env").get("MODEL_POLL_SECONDS") or 30)
+    with EdgeTraffic(flow.need("record")) as traffic:
+        stack.compose(*PROD, "stop", "mlflow", timeout=120)
+        time.sleep(1.3 * interval)
+        done = stack.compose(
+            *PROD, "up", "-d", "--wait", "--wait-timeout", "300", "mlflow",
+            check=False, timeout=600,
+        )  # fmt: skip
+    assert done.returncode == 0, f"{done.stderr[-3000:]}\n{stack.logs()}"
+    assert len(traffic.answers) > 50, len(traffic.answers)
+    assert not traffic.failures(), traffic.failures()[:5]
+    assert {version for _, _, version in traffic.answers} == {flow.need("served")}
+    flow.found["mlflow back"] = True
+
+
+def test_every_replica_follows_a_moved_champion(flow: Flow) -> None:
+    """A new version gets the alias: each replica's poll (MODEL_POLL_SECONDS, 30 s in Compose)
+    swaps to it within one interval plus the load time, and no request fails meanwhile."""
+    flow.need("mlflow back")
+    stack, model, old = flow.stack, flow.stack.package, flow.need("served")
+    training = mlflow_auth("training", flow.secret("mlflow_training_password"))
+    status, body = mlflow_call(
+        "GET", f"/api/2.0/mlflow/model-versions/get?name={model}&version={old}", headers=training
+    )
+    assert status == 200, body
+    current = body["model_version"]
+    # The same artifacts as a new version: what a retraining registers, without retraining.
+    new_version = {"name": model, "source": current["source"], "run_id": current["run_id"]}
+    if current.get("model_id"):
+        new_version["model_id"] = current["model_id"]
+    status, body = mlflow_call(
+        "POST", "/api/2.0/mlflow/model-versions/create", new_version, headers=training
+    )
+    assert status == 200, body
+    new = str(body["model_version"]["version"])
+    interval = float(dotenv(stack.path / ".env").get("MODEL_POLL_SECONDS") or 30)
+    with EdgeTraffic(flow.need("record")) as traffic:
+        time.sleep(2)
+        moved = time.monotonic()
+        alias = {"name": model, "alias": "champion", "version": new}
+        status, body = mlflow_call(
+            "POST", "/api/2.0/mlflow/registered-models/alias", alias, headers=training
+        )
+        assert status == 200, body
+        # Jitter is +-20% of the interval; 90 s covers a download and an ONNX session here.
+        wait_for(
+            lambda: replica_versions(stack) == [new] * int(PROD_ENV["SERVING_REPLICAS"]),
+            1.2 * interval + 90,
+            f"every replica on version {new}",
+            interval=3,
+        )
+        converged = time.monotonic()
+        time.sleep(5)
+    assert not traffic.failures(), traffic.failures()[:5]
+    after = [version for at, _, version in traffic.answers if at > converged]
+    assert after and set(after) == {new}, sorted(set(after))
+    before = [version for at, _, version in traffic.answers if at < moved]
+    assert before and set(before) == {old}, sorted(set(before))
+    flow.found["converged"] = (
+        f"champion moved to v{new}: 3 replicas followed in {converged - moved:.0f} s"
+    )
+
+
 def test_down_leaves_nothing(flow: Flow, capsys: pytest.CaptureFixture[str]) -> None:
     stack = flow.stack
     stack.down()
@@ -548,5 +663,6 @@ def test_down_leaves_nothing(flow: Flow, capsys: pytest.CaptureFixture[str]) -> 
         f"tune worker {TIMINGS.get('e2e tune (2 trials)', 0):.0f} s; "
         f"champion v{flow.found.get('champion')} served, logged and cached; "
         f"stop under load: {flow.found.get('stopped')} accepted predictions, all logged "
-        f"({TIMINGS.get('e2e stop serving under load', 0):.1f} s to stop)",
+        f"({TIMINGS.get('e2e stop serving under load', 0):.1f} s to stop); "
+        f"{flow.found.get('converged')}",
     )
