@@ -615,9 +615,15 @@ def test_every_replica_follows_a_moved_champion(flow: Flow) -> None:
     assert status == 200, body
     current = body["model_version"]
     # The same artifacts as a new version: what a retraining registers, without retraining.
-    new_version = {"name": model, "source": current["source"], "run_id": current["run_id"]}
-    if current.get("model_id"):
-        new_version["model_id"] = current["model_id"]
+    new_version = {
+        "name": model,
+        "source": current["source"],
+        "run_id": current["run_id"],
+        "tags": current.get("tags", []),
+    }
+    # MLflow 3: a `models:/m-<id>` source (a logged model) must be named by its model_id too.
+    if current["source"].startswith("models:/m-"):
+        new_version["model_id"] = current["source"].removeprefix("models:/")
     status, body = mlflow_call(
         "POST", "/api/2.0/mlflow/model-versions/create", new_version, headers=training
     )
