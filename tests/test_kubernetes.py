@@ -29,6 +29,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests import kserve_crd
 from tests.combinations import SUPPORTED
 from tests.conftest import TEMPLATE, Baked, render_answers
 
@@ -259,18 +260,30 @@ KSERVE_PREDICTOR_FIELDS = {
 
 
 def _validate_inference_service(doc: dict[str, Any]) -> None:
-    """KServe's CRD schema is not available offline here (no package on PyPI or Debian ships
-    it), so the InferenceService is checked in two parts: the predictor, which is a PodSpec
-    plus KServe's extension fields, against the Kubernetes PodSpec schema; and the fields of
-    the extension by name and type."""
+    """Against KServe's own CRD schema (vendored in tests/schemas: no package ships it), with
+    unknown fields refused; and the predictor, a PodSpec plus KServe's extension fields,
+    against the Kubernetes release's PodSpec schema, which the CRD copies at its own version."""
     assert doc["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert kserve_crd.errors(doc) == []
     predictor = dict(doc["spec"]["predictor"])
     extension = {k: predictor.pop(k) for k in list(predictor) if k in KSERVE_PREDICTOR_FIELDS}
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"}, "spec": predictor}
     kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
-    assert isinstance(extension["minReplicas"], int) and isinstance(extension["maxReplicas"], int)
     assert extension["scaleMetric"] == "cpu" and isinstance(extension["scaleTarget"], int)
     assert doc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+
+
+def test_the_kserve_schema_refuses_what_the_api_server_would(default_project: Project) -> None:
+    (doc,) = (
+        d for d in default_project.render("overlays/prod-kserve") if d["kind"] == "InferenceService"
+    )
+    assert kserve_crd.errors(doc) == []
+    misspelt = json.loads(json.dumps(doc))
+    misspelt["spec"]["predictor"]["minReplica"] = misspelt["spec"]["predictor"].pop("minReplicas")
+    assert any("'minReplica' was unexpected" in e for e in kserve_crd.errors(misspelt))
+    wrong_type = json.loads(json.dumps(doc))
+    wrong_type["spec"]["predictor"]["containers"][0]["ports"][0]["containerPort"] = "http"
+    assert any("containerPort" in e for e in kserve_crd.errors(wrong_type))
 
 
 def test_checkov_passes_with_justified_skips(project: Project, tmp_path: Path) -> None:
