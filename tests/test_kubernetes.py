@@ -1,5 +1,6 @@
 """deploy/k8s of a generated project: every kustomization renders with kubectl, validates strictly
-against the schemas of a current Kubernetes release, passes checkov, and says what compose.yaml,
+against the schemas of a current Kubernetes release (the InferenceService against KServe's CRD
+schema, tests/schemas), passes checkov, and says what compose.yaml,
 the Dockerfile and the Settings object say (names, ports, probe paths, images, secrets), read
 from those files so the two stacks cannot drift.
 
