@@ -38,6 +38,7 @@ TORCH_PIN = "torch==2.13.0"
 FRAMEWORK_INDEPENDENT = (
     "tests/serving/test_mlflow_protocol.py",
     "tests/serving/test_open_inference.py",
+    "tests/serving/test_open_inference_spec.py",
     "tests/serving/test_alias_polling.py",
     "tests/serving/test_docs_page.py",
     "tests/serving/test_protocol_docs.py",
