@@ -13,10 +13,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import Baked
-from tests.registry import local_registry, push_image, served_digest
+from tests.registry import (
+    base_image_slots,
+    local_registry,
+    push_image,
+    repository,
+    served_digest,
+    token_registry,
+)
 from tests.support import run
 
 PINNED = re.compile(r"^(?P<ref>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
@@ -26,40 +32,6 @@ PINNED = re.compile(r"^(?P<ref>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 def registry(tmp_path: Path) -> Iterator[str]:
     with local_registry(tmp_path / "registry") as base:
         yield base
-
-
-def repository(ref: str) -> tuple[str, str]:
-    """(repository, tag) of a reference as a registry names them (Docker Hub: library/)."""
-    name, tag = ref.split("@")[0].rsplit(":", 1)
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first):
-        name = rest
-    elif not rest:
-        name = f"library/{name}"
-    return name, tag
-
-
-def base_image_slots(project: Path) -> list[tuple[str, str]]:
-    """(file, reference) for every place a base image is named, read without the script."""
-    slots: list[tuple[str, str]] = []
-    dockerfile = (project / "docker/Dockerfile").read_text(encoding="utf-8")
-    slots += [
-        ("docker/Dockerfile", m) for m in re.findall(r"^ARG \w+_IMAGE=(\S+)", dockerfile, re.M)
-    ]
-    for name in ("compose.yaml", "compose.override.yaml", "compose.prod.yaml"):
-        text = (project / name).read_text(encoding="utf-8")
-        slots += [(name, m) for m in re.findall(r"\$\{\w+_IMAGE:-([^}]+)\}", text)]
-        for service in (yaml.safe_load(text).get("services") or {}).values():
-            if "image" in service and "build" not in service:
-                slots.append((name, service["image"]))
-    for name in (".env", ".env.example"):
-        text = (project / name).read_text(encoding="utf-8")
-        slots += [(name, m) for m in re.findall(r"^\w+_IMAGE=(\S+)", text, re.M)]
-    for path in sorted((project / "deploy").rglob("*.yaml")):
-        for ref in re.findall(r"^\s*-?\s*image:\s*(\S+)", path.read_text(encoding="utf-8"), re.M):
-            if not ref.startswith(project.name + "-"):
-                slots.append((str(path.relative_to(project)), ref))
-    return slots
 
 
 def pin(project: Path, registry: str, check: bool = True):  # type: ignore[no-untyped-def]
@@ -145,3 +117,25 @@ def test_an_unknown_tag_fails_naming_it_and_changes_nothing(
     assert f"/v2/{repo}/manifests/{tag}: HTTP 404" in done.stderr, done.stderr
     assert done.stderr.strip().endswith("nothing was changed")
     assert snapshot(project) == before
+
+
+def test_a_registry_that_wants_a_token_gets_one_anonymously(
+    pinnable: tuple[Path, list[tuple[str, str]]], registry: str, tmp_path: Path
+) -> None:
+    """Docker Hub's flow: 401 + `WWW-Authenticate: Bearer realm,service,scope`, a token from
+    the realm without credentials, the request again with it. The same storage as `registry`,
+    behind a registry that validates the signed tokens itself."""
+    project, slots = pinnable
+    with token_registry(tmp_path / "token", storage=tmp_path / "registry" / "storage") as (
+        guarded,
+        tokens,
+    ):
+        pin(project, guarded)
+    for (file, before), (_, after) in zip(slots, base_image_slots(project), strict=True):
+        assert after == f"{before}@{served_digest(registry, *repository(before))}", file
+    asked = {(r["service"], r["scope"], r["authorization"]) for r in tokens.requests}
+    wanted = {
+        ("pin-images-test-registry", f"repository:{repository(ref)[0]}:pull", "")
+        for _file, ref in slots
+    }
+    assert asked == wanted
