@@ -33,7 +33,7 @@ MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def registry_binary() -> str:
-    found = shutil.which("docker-registry") or shutil.which("registry", path="/usr/bin")
+    found = shutil.which("docker-registry")
     if not found:
         pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
     return found
