@@ -130,3 +130,25 @@ def test_generator_writes_the_lock_into_the_first_commit(
     committed = project.run("git", "ls-files", "uv.lock").stdout.strip()
     assert committed == "uv.lock", "uv.lock is not part of the initial commit"
     project.run(tool("uv"), "lock", "--check", "--python", sys.executable, env=tool_env())
+
+
+def test_mlflow_server_image_and_clients_share_one_pinned_version(bake) -> None:  # type: ignore[no-untyped-def]
+    """The tracking server image installs group mlflow-server from uv.lock, hash-checked; the
+    same lock gives training (mlflow) and serving (mlflow-skinny) the server's version."""
+    version = cookiecutter_json()["_versions"]["mlflow"]
+    project = bake()
+    uv_lock(project)
+    packages = locked_packages(project)
+    for name in ("mlflow", "mlflow-skinny"):
+        assert [p["version"] for p in packages[name]] == [version], (name, packages[name])
+    assert {"mlflow", "mlflow-skinny"} <= exported_names(project, "train", "serve")
+    exported = project.run(
+        tool("uv"), "export", "--frozen", "--only-group", "mlflow-server", "--no-emit-project",
+        env=tool_env(),
+    ).stdout  # fmt: skip
+    requirements = [r for r in re.split(r"\n(?=\S)", exported) if r and not r.startswith("#")]
+    assert any(r.startswith(f"mlflow=={version} ") for r in requirements), exported[:2000]
+    assert all("--hash=sha256:" in r for r in requirements), "--require-hashes needs every hash"
+    dockerfile = project.read("docker/Dockerfile")
+    assert "docker/mlflow/install.sh" in dockerfile and "MLFLOW_VERSION" not in dockerfile
+    assert "--require-hashes" in project.read("docker/mlflow/install.sh")

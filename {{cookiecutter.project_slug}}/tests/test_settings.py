@@ -1,8 +1,28 @@
+import os
+import re
+import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import Settings, WeakSecretsError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+# Every variable a secret of the settings comes from (cleared: the machine's own stay out).
+SECRET_VARIABLES = (
+    "ADMIN_TOKEN",
+    "POSTGRES_PASSWORD",
+    "PGPASSWORD",
+    "MLFLOW_TRACKING_PASSWORD",
+{%- if cookiecutter.use_redis_cache %}
+    "REDIS_PASSWORD",
+{%- endif %}
+)
+RANDOM = "x7Q-" * 8  # 32 characters, no placeholder word
 
 
 @pytest.fixture
@@ -12,10 +32,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         "DATABASE_URL",
         "OPTUNA_STORAGE",
         "REDIS_URL",
-        "ADMIN_TOKEN",
-        "ADMIN_TOKEN_FILE",
         "MODEL_ALIAS",
         "PRODUCTION",
+        *SECRET_VARIABLES,
+        *(f"{name}_FILE" for name in SECRET_VARIABLES),
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
@@ -23,19 +43,131 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("token", [None, "change-me", "CHANGE-ME", "short-but-random-x7Q"])
-def test_production_refuses_placeholder_and_short_admin_tokens(
-    clean_env: Path, token: str | None
+def shipped_placeholders() -> set[str]:
+    """The values .env.example ships for its secrets (what a copied .env would hold)."""
+    lines = (PROJECT_ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    return {
+        line.split("=", 1)[1]
+        for line in lines
+        if re.match(r"^[A-Z_]*(PASSWORD|TOKEN|SECRET_KEY)=", line)
+    }
+
+
+def production() -> Settings:
+    return Settings(production=True, admin_token=RANDOM)
+
+
+def test_production_refuses_a_missing_admin_token(clean_env: Path) -> None:
+    with pytest.raises(WeakSecretsError, match=r"^ADMIN_TOKEN: shorter than 24 characters"):
+        Settings(production=True)
+
+
+@pytest.mark.parametrize("variable", SECRET_VARIABLES)
+def test_production_refuses_every_placeholder_env_example_ships(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
-    with pytest.raises(ValueError, match="ADMIN_TOKEN") as error:
-        Settings(production=True, admin_token=token)
-    assert "24 characters" in str(error.value)
+    placeholders = shipped_placeholders()
+    assert placeholders, ".env.example ships no secret placeholders"
+    for placeholder in placeholders:
+        monkeypatch.setenv(variable, placeholder)
+        with pytest.raises(WeakSecretsError, match=f"^{variable}: a placeholder"):
+            production() if variable != "ADMIN_TOKEN" else Settings(production=True)
 
 
-def test_production_accepts_a_random_token_and_development_anything(clean_env: Path) -> None:
-    token = "x7Q" * 11
-    assert Settings(production=True, admin_token=token).admin_token is not None
-    assert Settings(admin_token="change-me").production is False
+@pytest.mark.parametrize("variable", SECRET_VARIABLES)
+def test_production_refuses_short_secrets(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, RANDOM[:23])
+    with pytest.raises(WeakSecretsError, match=f"^{variable}: shorter than 24 characters"):
+        production() if variable != "ADMIN_TOKEN" else Settings(production=True)
+
+
+def test_production_names_the_file_variable_of_a_weak_secret_file(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = clean_env / "mlflow_tracking_password"
+    secret.write_text("change-me\n", encoding="utf-8")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD_FILE", str(secret))
+    with pytest.raises(WeakSecretsError) as error:
+        production()
+    assert str(error.value).startswith(f"MLFLOW_TRACKING_PASSWORD_FILE ({secret}): a placeholder")
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+{%- if cookiecutter.use_prediction_logging %}
+        ("DATABASE_URL", "postgresql+psycopg://serving:change-me@db:5432/x"),
+{%- endif %}
+{%- if cookiecutter.use_redis_cache %}
+        ("REDIS_URL", "redis://:short%2Fpass@redis:6379/0"),
+{%- endif %}
+        ("OPTUNA_STORAGE", "postgresql+psycopg://optuna:short@db:5432/optuna"),
+        ("MLFLOW_TRACKING_URI", "http://training:change-me@mlflow:5000"),
+    ],
+)
+def test_production_refuses_a_weak_password_inside_a_url(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(WeakSecretsError, match=f"^{variable} \\(its password\\): "):
+        production()
+
+
+def test_production_refusal_is_one_line_per_variable_without_the_values(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weak = {"PGPASSWORD": "short-pg-9Zq", "MLFLOW_TRACKING_PASSWORD": "change-me-mlflow"}
+    for name, value in weak.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(WeakSecretsError) as error:
+        Settings(production=True)
+    lines = str(error.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["ADMIN_TOKEN", *weak]
+    assert all("make prod-secrets" in line for line in lines)
+    assert not any(value in str(error.value) for value in weak.values())
+
+
+def test_production_accepts_random_secrets(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in SECRET_VARIABLES:
+        monkeypatch.setenv(name, secrets.token_urlsafe(32))
+    monkeypatch.setenv("OPTUNA_STORAGE", f"postgresql://optuna:{RANDOM}@db:5432/optuna")
+    assert Settings(production=True).weak_secrets() == []
+
+
+def test_development_accepts_placeholders(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SECRET_VARIABLES:
+        monkeypatch.setenv(name, "change-me")
+    settings = Settings()
+    assert settings.production is False
+    assert len(settings.weak_secrets()) == len(SECRET_VARIABLES)
+
+
+def test_serve_refuses_to_start_in_production_with_a_weak_secret(clean_env: Path) -> None:
+    """The real command line: one line on stderr naming the variable, no traceback, no value."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES},
+        "PRODUCTION": "true",
+        "ADMIN_TOKEN": RANDOM,
+        "PGPASSWORD": "placeholder-change-me",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done
+    assert done.stderr.strip().splitlines() == [
+        "PGPASSWORD: a placeholder; PRODUCTION=true needs a random secret of at least 24 "
+        "characters (make prod-secrets writes them to secrets/)"
+    ]
+    assert "placeholder-change-me" not in done.stderr + done.stdout
 
 
 def test_host_defaults_are_embedded(clean_env: Path) -> None:

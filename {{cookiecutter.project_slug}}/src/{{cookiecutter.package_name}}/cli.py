@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from .settings import WeakSecretsError
+
 PACKAGE = __package__ or "{{ cookiecutter.package_name }}"
 
 # command -> (module relative to the package, help)
@@ -46,8 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     module = importlib.import_module(f"{PACKAGE}.{COMMANDS[name][0]}")
     parser = argparse.ArgumentParser(prog=f"{PACKAGE} {name}", description=COMMANDS[name][1])
-    module.add_arguments(parser)
-    return int(module.run(parser.parse_args(rest)))
+    try:
+        module.add_arguments(parser)
+        return int(module.run(parser.parse_args(rest)))
+    except WeakSecretsError as exc:  # production with a guessable secret: the lines, no traceback
+        print(exc, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

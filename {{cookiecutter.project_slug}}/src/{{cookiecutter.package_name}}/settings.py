@@ -17,18 +17,42 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .registry_names import CHAMPION
+from .secret_policy import MIN_LENGTH, weakness
 
 PACKAGE_NAME = "{{ cookiecutter.package_name }}"
 PROJECT_MARKERS = ("dvc.yaml", "pyproject.toml")
-# PRODUCTION=true refuses secrets like these (docker/prod-secrets.sh refuses the same).
-PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme", "password", "secret", "admin"})
-MIN_SECRET_LENGTH = 24
+# PRODUCTION=true: every secret below must pass secret_policy (no placeholder, >= 24 characters).
+# Refused even when absent: the admin routes have no other credential.
+REQUIRED_SECRETS = ("admin_token",)
+# Checked when given: credentials the clients read themselves (libpq: PGPASSWORD, which the
+# image's entrypoint sets from POSTGRES_PASSWORD_FILE; MLflow: MLFLOW_TRACKING_PASSWORD; Redis:
+# the password in REDIS_URL), declared here so that production refuses weak ones at start.
+GIVEN_SECRETS = (
+    "postgres_password",
+    "pgpassword",
+    "mlflow_tracking_password",
+{%- if cookiecutter.use_redis_cache %}
+    "redis_password",
+{%- endif %}
+)
+# URLs whose password (user:password@host) is a secret too.
+SECRET_BEARING_URLS = (
+    "mlflow_tracking_uri",
+{%- if cookiecutter.use_prediction_logging %}
+    "database_url",
+{%- endif %}
+{%- if cookiecutter.use_redis_cache %}
+    "redis_url",
+{%- endif %}
+    "optuna_storage",
+)
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -52,6 +76,19 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url.removeprefix(prefix)
     return url
+
+
+class WeakSecretsError(RuntimeError):
+    """PRODUCTION=true with a placeholder or short secret (not a ValueError: pydantic would wrap
+    it in a ValidationError whose text repeats the input values, secrets included)."""
+
+
+def _source(field_name: str) -> str:
+    """The variable a setting came from: NAME, or NAME_FILE (and its path) when only that is set."""
+    name = field_name.upper()
+    if not os.environ.get(name) and (path := os.environ.get(f"{name}_FILE")):
+        return f"{name}_FILE ({path})"
+    return name
 
 
 class FileEnvSource(PydanticBaseSettingsSource):
@@ -93,6 +130,13 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     # compose.prod.yaml sets it: secrets must then be real (not placeholders, >= 24 characters)
     production: bool = False
+    # read only to be checked in production (GIVEN_SECRETS); their clients read them directly
+    postgres_password: SecretStr | None = None
+    pgpassword: SecretStr | None = None
+    mlflow_tracking_password: SecretStr | None = None
+{%- if cookiecutter.use_redis_cache %}
+    redis_password: SecretStr | None = None
+{%- endif %}
 
     # --- training ---------------------------------------------------------------------------
     experiment_name: str = PACKAGE_NAME
@@ -149,15 +193,28 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _real_secrets_in_production(self) -> Settings:
-        token = self.admin_token.get_secret_value() if self.admin_token else ""
-        if self.production and (
-            token.lower() in PLACEHOLDER_SECRETS or len(token) < MIN_SECRET_LENGTH
-        ):
-            raise ValueError(
-                "ADMIN_TOKEN: PRODUCTION=true needs a random token of at least "
-                f"{MIN_SECRET_LENGTH} characters, not a placeholder (make prod-secrets writes one)"
-            )
+        if self.production and (weak := self.weak_secrets()):
+            raise WeakSecretsError("\n".join(weak))
         return self
+
+    def weak_secrets(self) -> list[str]:
+        """One line per weak secret: the variable it came from and the fix, never the value."""
+        found: list[tuple[str, str | None]] = []
+        for name in (*REQUIRED_SECRETS, *GIVEN_SECRETS):
+            secret = getattr(self, name)
+            if secret is None and name not in REQUIRED_SECRETS:
+                continue
+            found.append((_source(name), weakness(secret.get_secret_value() if secret else "")))
+        for name in SECRET_BEARING_URLS:
+            password = urlsplit(getattr(self, name)).password
+            if password is not None:
+                found.append((f"{_source(name)} (its password)", weakness(unquote(password))))
+        return [
+            f"{where}: {reason}; PRODUCTION=true needs a random secret of at least "
+            f"{MIN_LENGTH} characters (make prod-secrets writes them to secrets/)"
+            for where, reason in found
+            if reason
+        ]
 
     def model_post_init(self, context: Any, /) -> None:
         root = self.project_root
