@@ -47,6 +47,7 @@ FRAMEWORK_INDEPENDENT = (
     "tests/pipeline/test_tune_workers.py",
     "tests/drift/test_report.py",
     "tests/test_batch_scoring.py",
+    "tests/test_prod_secrets.py",
 )
 SERVICE_VARS = ("TEST_POSTGRES_URL", "TEST_REDIS_URL", "TEST_MLFLOW_TRACKING_URI")
 
