@@ -44,6 +44,7 @@ FRAMEWORK_INDEPENDENT = (
     "tests/serving/test_fuzz.py",
     "tests/pipeline/test_dvc.py",
     "tests/pipeline/test_tune_workers.py",
+    "tests/test_object_storage.py",
     "tests/drift/test_report.py",
     "tests/test_batch_scoring.py",
 )
