@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import json
+{%- if cookiecutter.use_kubernetes %}
 import os
 import shutil
 import subprocess
+{%- endif %}
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import PROJECT_ROOT, small_context, write_small_project
+from ..conftest import {% if cookiecutter.use_kubernetes %}PROJECT_ROOT, {% endif %}small_context, write_small_project
 from .test_services import optuna_database  # noqa: F401  (fixture)
 
 BIN = Path(sys.executable).parent
@@ -33,13 +35,6 @@ def _yaml(path: Path) -> dict[str, Any]:
     from {{ cookiecutter.package_name }}.pipeline.params import load_params
 
     return load_params(path)
-
-
-def _env() -> dict[str, str]:
-    drop = {"OPTUNA_STORAGE", "MLFLOW_TRACKING_URI", "MODEL_NAME", "PROJECT_ROOT", "PGPASSWORD"}
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
 
 
 @dataclass
@@ -168,6 +163,13 @@ def test_missing_or_empty_study_is_one_line(
     assert "no completed trial" in line and study_name in line, line
     assert "--from-json -" in refused("--from-json", "-", stdin="")
 {%- if cookiecutter.use_kubernetes %}
+
+
+def _env() -> dict[str, str]:
+    drop = {"OPTUNA_STORAGE", "MLFLOW_TRACKING_URI", "MODEL_NAME", "PROJECT_ROOT", "PGPASSWORD"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
 
 
 # A stand-in for `kubectl port-forward` (no cluster here): it forwards the local port to the
