@@ -45,6 +45,7 @@ FRAMEWORK_INDEPENDENT = (
     "tests/pipeline/test_dvc.py",
     "tests/pipeline/test_tune_workers.py",
     "tests/test_object_storage.py",
+    "tests/pipeline/test_tune_apply.py",
     "tests/drift/test_report.py",
     "tests/test_batch_scoring.py",
 )
