@@ -810,11 +810,16 @@ def test_make_targets_render_the_overlays(default_project: Project) -> None:
         assert [d for d in yaml.safe_load_all(made.stdout) if d] == default_project.render(
             f"overlays/{overlay}"
         )
-    for target in ("k8s-apply", "k8s-train", "k8s-train-gpu", "k8s-tune", "k8s-delete"):
+    for target in (
+        "k8s-apply", "k8s-train", "k8s-train-gpu", "k8s-tune", "k8s-tune-apply", "k8s-delete"
+    ):
         dry = baked.run("make", "-n", target, "OVERLAY=prod")
         assert "kubectl" in dry.stdout
     helped = baked.run("make", "help").stdout
-    assert all(f"k8s-{t}" in helped for t in ("render", "apply", "train", "train-gpu", "tune"))
+    assert all(
+        f"k8s-{t}" in helped
+        for t in ("render", "apply", "train", "train-gpu", "tune", "tune-apply")
+    )
 
 
 def test_missing_secret_file_is_one_clear_error(default_project: Project, tmp_path: Path) -> None:

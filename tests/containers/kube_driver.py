@@ -79,7 +79,11 @@ class Cluster:
             if volume is None:  # a volumeClaimTemplate: a fresh, writable directory
                 args += ["--mount", f"type=tmpfs,destination={target},tmpfs-mode=0777"]
             elif "emptyDir" in volume:
-                args += ["--mount", f"type=tmpfs,destination={target},tmpfs-mode=1777"]
+                # A kubelet's emptyDir is writable by the pod (mode 0777, group fsGroup). This
+                # engine ignores a tmpfs mode, so the directory belongs to the pod's user.
+                group = pod.get("securityContext", {}).get("fsGroup", uid)
+                options = f"rw,exec,nosuid,nodev,mode=1777,uid={uid},gid={group}"
+                args += ["--tmpfs", f"{target}:{options}"]
             elif "projected" in volume or "configMap" in volume:
                 folder = self.workdir / f"{pod.get('_name')}-{mount['name']}"
                 folder.mkdir(parents=True, exist_ok=True)

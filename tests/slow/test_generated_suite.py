@@ -45,6 +45,8 @@ FRAMEWORK_INDEPENDENT = (
     "tests/serving/test_fuzz.py",
     "tests/pipeline/test_dvc.py",
     "tests/pipeline/test_tune_workers.py",
+    "tests/test_object_storage.py",
+    "tests/pipeline/test_tune_apply.py",
     "tests/drift/test_report.py",
     "tests/test_batch_scoring.py",
     "tests/test_prod_secrets.py",
