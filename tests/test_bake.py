@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,20 @@ def test_git_repository_with_first_commit(bake) -> None:  # type: ignore[no-unty
     assert status.stdout == "", "generation leaves a clean work tree (.env is ignored)"
     tracked = project.run("git", "ls-files").stdout.split()
     assert ".env" not in tracked and ".env.example" in tracked
+
+
+@pytest.mark.parametrize(
+    ("remote", "client"),
+    [
+        ("local", "boto3"),
+        ("s3", "boto3"),
+        ("gcs", "google-cloud-storage"),
+        ("azure", "azure-storage-blob"),
+    ],
+)
+def test_the_mlflow_image_carries_the_client_of_the_projects_store(
+    bake: Callable[..., Baked], remote: str, client: str
+) -> None:
+    """`mlflow-server` is what the MLflow image installs (docker/mlflow/install.sh)."""
+    group = tomllib.loads(bake(dvc_remote=remote).read("pyproject.toml"))["dependency-groups"]
+    assert any(requirement.startswith(client) for requirement in group["mlflow-server"])
