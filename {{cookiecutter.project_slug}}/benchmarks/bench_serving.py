@@ -10,11 +10,15 @@ logged by the same run (how MLflow serves a model registered the usual way) and 
 registered ONNX version itself. Prints req/s and p50/p99 for single rows at concurrency 1 and
 16, 64-row batches, a no-op route (the HTTP stack's own ceiling), the Redis cache-hit path
 (when REDIS_URL or TEST_REDIS_URL is set), prediction logging off and on (taking turns), the
-drift gauges off and on (taking turns, /metrics scraped every 5 s), cold
-start (process start to ready), the in-process cost of one model call (the ceiling no server
-can beat), and the ratios against the targets of the serving design. The protocols are measured
-on the same server: MLflow's `/invocations` against `mlflow models serve` with the same
-`dataframe_split` payloads, and Open Inference Protocol `infer` against `/predict`.
+drift gauges off and on (taking turns, /metrics scraped every 5 s), following the alias off and
+every 1 s (MODEL_POLL_SECONDS, taking turns), cold start (process start to ready), the
+in-process cost of one model call (the ceiling no server can beat), and the ratios against the
+targets of the serving design. The protocols are measured on the same server, taking turns:
+MLflow's `/invocations` against `mlflow models serve` with the same `dataframe_split` payloads,
+Open Inference Protocol `infer` against `/predict`, `/predict` against the no-op route. Last,
+batch scoring (`bench_scoring.py`, `--score-rows`, 10M by default; 0 skips it) against
+`/predict/batch` in 1,000-row requests. Every line carries the machine's load average: on a
+shared machine, read the ratios (measured side by side), not the absolute numbers.
 """
 
 from __future__ import annotations
