@@ -32,7 +32,7 @@ def check_bench(project: Path, report: Path) -> None:
     """`make bench` of the demo project: every case measured, no failed request. Speed is not
     asserted (a benchmark's numbers are read, not tested); both load generators run."""
     for client, extra in (("wrk", ""), ("asyncio", " --skip-mlflow")):
-        args = f"--duration 1 --client {client} --output {report}{extra}"
+        args = f"--duration 1 --client {client} --score-rows 20000 --output {report}{extra}"
         run("make", "bench", f"BENCH_ARGS={args}", cwd=project, timeout=900)
         data = json.loads(report.read_text())
         cases = {(r["server"], r["case"], r["concurrency"]): r for r in data["rows"]}
@@ -45,6 +45,8 @@ def check_bench(project: Path, report: Path) -> None:
             ("ours", "single, logging on", 16),
             ("ours", "single, drift off", 16),
             ("ours", "single, drift on", 16),
+            ("ours", "single, polling off", 16),
+            ("ours", "single, polling on", 16),
         }
         if os.environ.get("REDIS_URL") or os.environ.get("TEST_REDIS_URL"):
             expected.add(("ours", "single, cache hit", 16))
@@ -56,6 +58,7 @@ def check_bench(project: Path, report: Path) -> None:
             }
             # the protocol cases take turns with `mlflow models serve` on the same version
             expected |= {
+                ("ours", "turns: no-op (GET /health)", 16),
                 ("ours", "turns: /predict", 16),
                 ("ours", "turns: invocations split", 16),
                 ("ours", "turns: OIP infer", 16),
@@ -67,3 +70,7 @@ def check_bench(project: Path, report: Path) -> None:
         assert all(r["errors"] == 0 and r["req_s"] > 0 for r in cases.values()), cases
         assert data["model_call_us"]["onnx_1"] > 0 and data["model_call_us"]["native_1"] > 0
         assert "throughput cost of prediction logging" in data["summary"]
+        assert "throughput cost of polling the alias every 1 s" in data["summary"]
+        runs = data["scoring"]["runs"]  # batch scoring next to /predict/batch
+        assert [r["rows"] for r in runs] == [2000, 20000, 20000]
+        assert all(r["rows_per_second"] > 0 and r["peak_rss_mb"] > 0 for r in runs), runs

@@ -43,6 +43,8 @@ FRAMEWORK_INDEPENDENT = (
     "tests/serving/test_docs_page.py",
     "tests/serving/test_protocol_docs.py",
     "tests/serving/test_fuzz.py",
+    "tests/serving/test_columnar_path.py",
+    "tests/serving/test_route_names.py",
     "tests/pipeline/test_dvc.py",
     "tests/pipeline/test_tune_workers.py",
     "tests/test_object_storage.py",

@@ -1,13 +1,16 @@
 """Benchmark batch scoring (`{{ cookiecutter.package_name }} score`) against calling the server's
 `/predict/batch` in 1,000-row requests, on the same registered model, in one run.
 
-    uv run python benchmarks/bench_scoring.py --rows 1000000
+    uv run python benchmarks/bench_scoring.py --rows 10000000 --workdir /dev/shm
 
-Writes a synthetic file of `--rows` rows (CSV and Parquet), scores each with the command in a
-child process (its peak RSS is read from the kernel), and sends the same rows to one server
-worker as 1,000-row `/predict/batch` requests from 4 keep-alive connections. Memory flatness:
-the CSV is also scored at a quarter of the rows; the peak RSS of both runs is printed (the
-chunked reader keeps it independent of the file size).
+(`make bench` runs it too, `--score-rows`.) Writes a synthetic file of `--rows` rows as CSV and
+Parquet, chunk by chunk (the benchmark never holds the table), and a tenth of it as a second
+CSV. Each is scored by the command in a child process; its peak RSS is read from the kernel:
+the same at a tenth and at the full size means memory does not grow with the file. The same
+rows go to one server worker (one onnxruntime thread, as Compose runs it) as 1,000-row
+`/predict/batch` requests from 4 keep-alive connections, before and after the scoring runs,
+so a change in the machine's background load shows up (and hits both sides). The files need
+about 90 bytes a row (`--workdir`, default the system's temporary folder).
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bench_serving import ROOT, load, ours
 
@@ -28,72 +34,152 @@ from {{ cookiecutter.package_name }}.schema import FEATURE_NAMES, TARGET
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 PACKAGE = "{{ cookiecutter.package_name }}"
+CHUNK_ROWS = 500_000
+BATCH = "1,000-row requests, c=4"
 
 
-def score(source: Path, output: Path) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one `score` run in a child process."""
+def load_average() -> str:
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+@dataclass
+class Run:
+    what: str
+    rows: int
+    seconds: float
+    peak_rss_mb: float
+    load: str
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds
+
+
+def write_files(folder: Path, rows: int) -> tuple[Path, Path, Path, list[dict[str, Any]]]:
+    """(full CSV, full Parquet, the first tenth as CSV, 1,000 records for /predict/batch)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    csv_file, parquet_file = folder / "input.csv", folder / "input.parquet"
+    tenth_file = folder / "tenth.csv"
+    tenth = max(rows // 10, 1)
+    writers: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    done = 0
+    while done < rows:
+        n = min(CHUNK_ROWS, rows - done)
+        frame = generate(max(n, 10), seed=7 + done).head(n).drop(columns=[TARGET])
+        frame.insert(0, "txn_id", range(done, done + n))
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if not writers:
+            records = frame[list(FEATURE_NAMES)].head(1000).to_dict(orient="records")
+            writers["csv"] = pacsv.CSVWriter(csv_file, table.schema)
+            writers["parquet"] = pq.ParquetWriter(parquet_file, table.schema)
+            writers["tenth"] = pacsv.CSVWriter(tenth_file, table.schema)
+        writers["csv"].write_table(table)
+        writers["parquet"].write_table(table)
+        if done < tenth:
+            writers["tenth"].write_table(table.slice(0, tenth - done))
+        done += n
+    for writer in writers.values():
+        writer.close()
+    return csv_file, parquet_file, tenth_file, records
+
+
+def score(what: str, source: Path, rows: int, output: Path) -> Run:
+    """One `score` run in a child process: wall time (start-up and model load included) and
+    the child's own peak RSS."""
     started = time.perf_counter()
     command = [sys.executable, "-m", PACKAGE, "score", "--input", str(source)]
     command += ["--output", str(output), "--no-log"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(process.pid, 0)  # this child's own peak RSS
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"score exited with {process.returncode}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"score {source} exited with {os.waitstatus_to_exitcode(status)}")
+    output.unlink(missing_ok=True)  # the disk holds one output at a time
+    run = Run(what, rows, seconds, usage.ru_maxrss / 1024, load_average())
+    print(
+        f"  {what:<26} {rows:>11,} rows {seconds:7.1f} s {run.rows_per_second:>10,.0f} rows/s  "
+        f"peak RSS {run.peak_rss_mb:5.0f} MB  ({run.load})"
+    )
+    return run
+
+
+def predict_batch(records: list[dict[str, Any]], seconds: float) -> tuple[float, str]:
+    """rows/s of 1,000-row /predict/batch requests on one server worker, c=4."""
+    body = json.dumps({"records": records}).encode()
+    server = ours({"PREDICTION_LOGGING": "false", "REDIS_URL": "", "MODEL_POLL_SECONDS": "0"})
+    try:
+        status, text = server.post("/predict/batch", body)
+        if status != 200:
+            raise RuntimeError(f"/predict/batch: {status} {text[:300]!r}")
+        result = load(server.port, "/predict/batch", body, 4, seconds)
+    finally:
+        server.stop()
+    if result.errors:
+        raise RuntimeError(f"/predict/batch: {result.errors} failed requests")
+    return result.rps * len(records), load_average()
+
+
+def bench(rows: int, seconds: float, workdir: Path | None) -> dict[str, Any]:
+    """Every measurement and the ratios against the target (`summary`)."""
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="bench-scoring-") as tmp:
+        folder = Path(tmp)
+        started = time.perf_counter()
+        csv_file, parquet_file, tenth_file, records = write_files(folder, rows)
+        print(
+            f"  (wrote {rows:,} rows as CSV and Parquet in {time.perf_counter() - started:.0f} s)"
+        )
+        before, before_load = predict_batch(records, seconds)
+        print(f"  {'/predict/batch, before':<26} {BATCH} {before:>10,.0f} rows/s  ({before_load})")
+        runs = [
+            score("score csv, a tenth", tenth_file, max(rows // 10, 1), folder / "out.parquet"),
+            score("score csv", csv_file, rows, folder / "out.parquet"),
+            score("score parquet", parquet_file, rows, folder / "out.parquet"),
+        ]
+        after, after_load = predict_batch(records, seconds)
+        print(f"  {'/predict/batch, after':<26} {BATCH} {after:>10,.0f} rows/s  ({after_load})")
+    baseline = statistics.fmean([before, after])
+    tenth, full, parquet = runs
+    steady = (full.rows - tenth.rows) / max(full.seconds - tenth.seconds, 1e-9)
+    summary = {
+        f"score csv ({rows:,} rows) / /predict/batch rows/s": (
+            f"{full.rows_per_second / baseline:.1f}x [>= 10x]"
+        ),
+        f"score parquet ({rows:,} rows) / /predict/batch rows/s": (
+            f"{parquet.rows_per_second / baseline:.1f}x [>= 10x]"
+        ),
+        "score csv after start-up / /predict/batch rows/s": f"{steady / baseline:.1f}x [-]",
+        "score peak RSS, whole file / a tenth of it": (
+            f"{full.peak_rss_mb / tenth.peak_rss_mb:.2f} [~1: flat]"
+        ),
+    }
+    return {
+        "rows": rows,
+        "runs": [asdict(run) | {"rows_per_second": run.rows_per_second} for run in runs],
+        "score_csv_steady_rows_per_second": steady,
+        "predict_batch_rows_per_second": {"before": before, "after": after},
+        "predict_batch_load": {"before": before_load, "after": after_load},
+        "summary": summary,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of /predict/batch")
+    parser.add_argument("--workdir", type=Path, help="where the files go (about 90 bytes a row)")
+    parser.add_argument("--output", type=Path, help="write the numbers as JSON here")
     args = parser.parse_args()
     settings = get_settings()
-    print(f"model: models:/{settings.model_name}@{settings.model_alias}; {args.rows:,} rows")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        frame = generate(args.rows, seed=7).drop(columns=[TARGET])
-        frame.insert(0, "txn_id", range(len(frame)))
-        quarter = folder / "quarter.csv"
-        frame.head(args.rows // 4).to_csv(quarter, index=False)
-        csv_file, parquet_file = folder / "input.csv", folder / "input.parquet"
-        frame.to_csv(csv_file, index=False)
-        frame.to_parquet(parquet_file, index=False)
-        records = frame[list(FEATURE_NAMES)].head(1000).to_dict(orient="records")
-        del frame
-
-        results: dict[str, float] = {}
-        small_s, small_mb = score(quarter, folder / "quarter.parquet")
-        print(
-            f"  score csv {args.rows // 4:>11,} rows  {small_s:6.1f} s  peak RSS {small_mb:6.0f} MB"
-        )
-        for name, source in (("csv", csv_file), ("parquet", parquet_file)):
-            seconds, peak_mb = score(source, folder / f"out-{name}.parquet")
-            results[f"score {name}"] = args.rows / seconds
-            print(
-                f"  score {name:<7} {args.rows:>9,} rows  {seconds:6.1f} s  "
-                f"{args.rows / seconds:>10,.0f} rows/s  peak RSS {peak_mb:6.0f} MB"
-            )
-            if name == "csv":  # the process start and model load cancel out
-                extra = args.rows - args.rows // 4
-                steady = extra / max(seconds - small_s, 1e-9)
-                results["score csv, steady"] = steady
-                print(f"  score csv, steady state (after start-up)  {steady:>10,.0f} rows/s")
-        body = json.dumps({"records": records}).encode()
-        server = ours({"PREDICTION_LOGGING": "false", "REDIS_URL": ""})
-        try:
-            status, text = server.post("/predict/batch", body)
-            if status != 200:
-                raise RuntimeError(f"/predict/batch: {status} {text[:300]!r}")
-            result = load(server.port, "/predict/batch", body, 4, args.duration)
-        finally:
-            server.stop()
-        results["/predict/batch"] = result.rps * 1000
-        print(f"  /predict/batch 1,000-row requests, c=4   {result.rps * 1000:>10,.0f} rows/s")
-    for name in ("score csv", "score parquet", "score csv, steady"):
-        ratio = results[name] / results["/predict/batch"]
-        print(f"  {name} / /predict/batch rows/s: {ratio:.1f}x [>= 10x]")
+    print(f"model: models:/{settings.model_name}@{settings.model_alias}; {os.cpu_count()} CPUs")
+    result = bench(args.rows, args.duration, args.workdir)
+    for key, ratio in result["summary"].items():
+        print(f"  {key:<52} {ratio}")
+    if args.output:
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

@@ -10,11 +10,15 @@ logged by the same run (how MLflow serves a model registered the usual way) and 
 registered ONNX version itself. Prints req/s and p50/p99 for single rows at concurrency 1 and
 16, 64-row batches, a no-op route (the HTTP stack's own ceiling), the Redis cache-hit path
 (when REDIS_URL or TEST_REDIS_URL is set), prediction logging off and on (taking turns), the
-drift gauges off and on (taking turns, /metrics scraped every 5 s), cold
-start (process start to ready), the in-process cost of one model call (the ceiling no server
-can beat), and the ratios against the targets of the serving design. The protocols are measured
-on the same server: MLflow's `/invocations` against `mlflow models serve` with the same
-`dataframe_split` payloads, and Open Inference Protocol `infer` against `/predict`.
+drift gauges off and on (taking turns, /metrics scraped every 5 s), following the alias off and
+every 1 s (MODEL_POLL_SECONDS, taking turns), cold start (process start to ready), the
+in-process cost of one model call (the ceiling no server can beat), and the ratios against the
+targets of the serving design. The protocols are measured on the same server, taking turns:
+MLflow's `/invocations` against `mlflow models serve` with the same `dataframe_split` payloads,
+Open Inference Protocol `infer` against `/predict`, `/predict` against the no-op route. Last,
+batch scoring (`bench_scoring.py`, `--score-rows`, 10M by default; 0 skips it) against
+`/predict/batch` in 1,000-row requests. Every line carries the machine's load average: on a
+shared machine, read the ratios (measured side by side), not the absolute numbers.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ from {{ cookiecutter.package_name }}.settings import get_settings
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_average() -> str:
+    """The machine's 1/5/15-minute load average: a number measured on a busy machine says so."""
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def free_port() -> int:
@@ -242,11 +251,16 @@ class Server:
             data=body,
             headers={"Content-Type": "application/json"},
         )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+        for attempt in range(3):  # a baseline drained of a load run can stall for a while
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+            except TimeoutError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -348,16 +362,19 @@ def oip_payload(records: list[dict[str, Any]]) -> bytes:
 
 def take_turns(cases: list[tuple[Server, str, bytes, int]], seconds: float) -> list[Result]:
     """Each (server, path, body, concurrency) loaded in 1 s slices, taking turns: a change in
-    the machine's background load hits every case alike (the ratios stay fair)."""
+    the machine's background load hits every case alike (the ratios stay fair). An empty body
+    is a GET."""
     for server, path, body, c in cases:
-        status, text = server.post(path, body)
-        if status != 200:
-            raise RuntimeError(f"{server.name} {path}: {status} {text[:300]!r}")
-        load(server.port, path, body, c, 1.0)  # warm-up
+        if body:
+            status, text = server.post(path, body)
+            if status != 200:
+                raise RuntimeError(f"{server.name} {path}: {status} {text[:300]!r}")
+        load(server.port, path, body, c, 1.0, "POST" if body else "GET")  # warm-up
     parts: list[list[Result]] = [[] for _ in cases]
     for _ in range(max(2, int(seconds))):
         for part, (server, path, body, c) in zip(parts, cases, strict=True):
-            part.append(load(server.port, path, body, c, 1.0, warmup=False))
+            method = "POST" if body else "GET"
+            part.append(load(server.port, path, body, c, 1.0, method, warmup=False))
     return [Result.merge(part) for part in parts]
 
 
@@ -371,6 +388,7 @@ def protocols(
         infer = f"/v2/models/{model_name}/infer"
         split1, split64 = frame_payload([record]), frame_payload([record] * 64)
         cases = [
+            (OURS, "turns: no-op (GET /health)", server, "/health", b"", 16, 1),
             (OURS, "turns: /predict", server, "/predict", json.dumps(record).encode(), 16, 1),
             (OURS, "turns: invocations split", server, "/invocations", split1, 16, 1),
             (theirs.name, "turns: invocations split", theirs, "/invocations", split1, 16, 1),
@@ -434,6 +452,19 @@ def model_call_us(repeat: int) -> dict[str, float]:
     return costs
 
 
+def alias_check_ms(repeat: int = 30) -> float:
+    """CPU ms of one alias check (what MODEL_POLL_SECONDS runs once per interval per worker):
+    a bound on the polling cost that the noise of a load test cannot hide."""
+    from {{ cookiecutter.package_name }}.serving.registry import resolve_alias
+
+    settings = get_settings()
+    resolve_alias(settings)
+    started = time.process_time()
+    for _ in range(repeat):
+        resolve_alias(settings)
+    return (time.process_time() - started) / repeat * 1000
+
+
 def migrate(url: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "alembic", "-x", f"url={url}", "upgrade", "head"],
@@ -458,12 +489,13 @@ class Report:
                 "p50_ms": result.p50_ms,
                 "p99_ms": result.p99_ms,
                 "errors": result.errors,
+                "load": load_average(),
             }
         )
         print(
             f"  {server:<26} {case:<20} c={c:<3} {result.rps:>8,.0f} req/s "
             f"{result.rps * n:>9,.0f} rows/s  p50 {result.p50_ms:6.2f} ms  "
-            f"p99 {result.p99_ms:7.2f} ms  errors {result.errors}"
+            f"p99 {result.p99_ms:7.2f} ms  errors {result.errors}  ({load_average()})"
         )
 
     def find(self, server: str, case: str, c: int) -> dict[str, Any] | None:
@@ -495,6 +527,15 @@ def main() -> int:
     parser.add_argument(
         "--client", choices=["auto", "wrk", "asyncio"], default="auto", help="load generator"
     )
+    parser.add_argument(
+        "--score-rows",
+        type=int,
+        default=10_000_000,
+        help="rows of the batch-scoring file (benchmarks/bench_scoring.py); 0 skips it",
+    )
+    parser.add_argument(
+        "--score-workdir", type=Path, help="where its files go (about 90 bytes a row)"
+    )
     args = parser.parse_args()
     global CLIENT
     if args.client != "auto":
@@ -515,7 +556,7 @@ def main() -> int:
         method = "POST" if body else "GET"
         report.add(server.name, case, c, load(server.port, path, body, c, args.duration, method), n)
 
-    def alternate(off: Server, on: Server, c: int, what: str = "logging") -> None:
+    def alternate(off: Server, on: Server, c: int, what: str = "logging") -> list[float]:
         """Both servers run at once and take turns under load (1 s slices), so a change in the
         machine's background load hits both alike."""
         parts: dict[str, list[Result]] = {"off": [], "on": []}
@@ -527,6 +568,7 @@ def main() -> int:
             parts["on"].append(load(on.port, "/predict", single, c, 1.0, warmup=False))
         for key, results in parts.items():
             report.add(OURS, f"single, {what} {key}", c, Result.merge(results))
+        return [b.rps / a.rps for a, b in zip(parts["off"], parts["on"], strict=True)]
 
     client = f"wrk ({WRK})" if CLIENT == "wrk" else "asyncio keep-alive (wrk has less overhead)"
     print(
@@ -539,7 +581,7 @@ def main() -> int:
         print(f"  {key:<18} {value:9.1f} us  (ceiling {1e6 / value:>9,.0f} calls/s per core)")
 
     print("servers, one worker each:")
-    base_env = {"PREDICTION_LOGGING": "false", "REDIS_URL": ""}
+    base_env = {"PREDICTION_LOGGING": "false", "REDIS_URL": "", "MODEL_POLL_SECONDS": "0"}
     cold: dict[str, float] = {}
     server = ours(base_env)
     cold[OURS] = server.cold_start
@@ -551,7 +593,8 @@ def main() -> int:
     finally:
         server.stop()
 
-    if not args.protocols_only:  # the prediction log and the cache
+    poll_noise = poll_ms = None
+    if not args.protocols_only:  # the prediction log, drift, polling and the cache
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/predictions.db"
             try:
@@ -579,6 +622,22 @@ def main() -> int:
             scraper.stop()
             plain.stop()
             drifting.stop()
+
+        # Following the alias (MODEL_POLL_SECONDS, on in Compose): one registry call a second
+        # in a worker thread, against a server that never polls.
+        plain = ours(base_env)
+        polling = ours({**base_env, "MODEL_POLL_SECONDS": "1"})
+        try:
+            slices = alternate(plain, polling, 16, "polling")
+            with urllib.request.urlopen(f"http://127.0.0.1:{polling.port}/model") as response:
+                checked = (json.load(response).get("alias_poll") or {}).get("checked_at")
+            if not checked:
+                raise RuntimeError("the polling server never checked the alias")
+            poll_noise = statistics.stdev(slices) / len(slices) ** 0.5 if len(slices) > 1 else 0
+            poll_ms = alias_check_ms()
+        finally:
+            plain.stop()
+            polling.stop()
 
         redis_url = os.environ.get("REDIS_URL") or os.environ.get("TEST_REDIS_URL")
         if redis_url:
@@ -630,6 +689,22 @@ def main() -> int:
     for name, start_s in cold.items():
         print(f"  {name:<26} {start_s:6.2f} s")
     summary = _ratios(report, costs, cold)
+    if poll_noise is not None and poll_ms is not None:
+        summary["throughput cost of polling: noise (std. error of the slices)"] = (
+            f"{poll_noise:.1%} [-]"
+        )
+        summary["CPU of one alias check / 1 s interval (in-process)"] = (
+            f"{poll_ms / 1000:.2%} [< 1%]"
+        )
+    scoring = None
+    if args.score_rows and not args.protocols_only:
+        # bench_scoring imports this module by name: let it find this run (and its CLIENT)
+        sys.modules.setdefault("bench_serving", sys.modules[__name__])
+        from bench_scoring import bench as bench_scoring
+
+        print(f"batch scoring against /predict/batch, {args.score_rows:,} rows:")
+        scoring = bench_scoring(args.score_rows, args.duration, args.score_workdir)
+        summary.update(scoring["summary"])
     print("ratios (target in brackets; [-]: information):")
     for key, ratio in summary.items():
         print(f"  {key:<52} {ratio}")
@@ -641,6 +716,7 @@ def main() -> int:
                     "rows": report.rows,
                     "model_call_us": costs,
                     "cold_start_s": cold,
+                    "scoring": scoring,
                     "summary": summary,
                 },
                 indent=2,
@@ -681,6 +757,11 @@ def _ratios(report: Report, costs: dict[str, float], cold: dict[str, float]) -> 
         out["OIP infer / /predict req/s, single c=16"] = (
             f"{oip['req_s'] / predict['req_s']:.0%} [>= 85%]"
         )
+    noop = report.find(OURS, "turns: no-op (GET /health)", 16)
+    if noop and predict:
+        out["/predict / no-op route req/s, single c=16 (taking turns)"] = (
+            f"{predict['req_s'] / noop['req_s']:.0%} [>= 60%]"
+        )
     oip64 = report.find(OURS, "turns: OIP infer 64", 4)
     split64 = report.find(MLFLOW_ONNX, "turns: invocations split 64", 4)
     if oip64 and split64:
@@ -696,6 +777,11 @@ def _ratios(report: Report, costs: dict[str, float], cold: dict[str, float]) -> 
     if off and on:
         cost = 1 - on["req_s"] / off["req_s"]
         out["throughput cost of the drift gauges"] = f"{cost:.1%} [<= 5%]"
+    off = report.find(OURS, "single, polling off", 16)
+    on = report.find(OURS, "single, polling on", 16)
+    if off and on:
+        cost = 1 - on["req_s"] / off["req_s"]
+        out["throughput cost of polling the alias every 1 s"] = f"{cost:.1%} [< 1%]"
     if ours16:
         if "native_1" in costs:
             share = ours16["req_s"] / (1e6 / costs["native_1"])

@@ -21,7 +21,9 @@ import hashlib
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,89 +125,100 @@ def _numbers(column: Any) -> tuple[np.ndarray, np.ndarray]:
     return array, bad
 
 
-def _reject(reasons: np.ndarray, mask: np.ndarray, reason: str) -> None:
-    """Record `reason` for the rows in `mask` that have no reason yet (first problem wins)."""
-    fresh = mask & (reasons == "")
-    reasons[fresh] = reason
+class Reasons:
+    """Why each row of a chunk is refused: the first problem found wins; code 0 = valid. A code
+    per row and one message per problem keep the checks vectorised (no string per row)."""
+
+    def __init__(self, rows: int) -> None:
+        self.codes = np.zeros(rows, dtype=np.uint16)
+        self.messages = [""]
+
+    def add(self, mask: np.ndarray, reason: str) -> None:
+        if not mask.any():
+            return
+        fresh = mask & (self.codes == 0)
+        if fresh.any():
+            self.messages.append(reason)
+            self.codes[fresh] = len(self.messages) - 1
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.codes == 0
+
+    def of(self, mask: np.ndarray) -> np.ndarray:
+        """The messages of the rows in `mask`."""
+        return np.asarray(self.messages, dtype=object)[self.codes[mask]]
 
 
-def check_chunk(batch: Any, unknown_category: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(feature columns as numpy, the reason each row is refused, "" where it is valid)."""
+def _categories(column: Any, feature: Any, unknown_category: str, reasons: Reasons) -> np.ndarray:
+    """The column as the object array of str onnxruntime takes, unknown categories mapped.
+    Checked per distinct value (a handful), not per row: the column is dictionary-encoded and
+    the array built by indexing the few distinct values."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = batch.num_rows
-    reasons = np.full(n, "", dtype=object)
+    name = feature.name
+    if pa.types.is_dictionary(column.type) or not (
+        pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    ):
+        column = pc.cast(column, pa.string())
+    if column.null_count:
+        reasons.add(np.asarray(column.is_null()), f"{name}: missing value")
+        column = column.fill_null("")
+    encoded = pc.dictionary_encode(column)
+    distinct = encoded.dictionary.to_pylist()
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    known = np.array([value in feature.categories for value in distinct], dtype=bool)
+    if unknown_category == "reject":
+        reasons.add(~known[indices], f"{name}: not one of {', '.join(feature.categories)}")
+        mapped = distinct
+    else:
+        too_long = np.array([len(v) > MAX_CATEGORY_LENGTH for v in distinct], dtype=bool)
+        reasons.add(too_long[indices], f"{name}: longer than {MAX_CATEGORY_LENGTH} characters")
+        mapped = [v if ok else UNKNOWN_CATEGORY for v, ok in zip(distinct, known, strict=True)]
+    values: np.ndarray = np.asarray(mapped, dtype=object)[indices]
+    return values
+
+
+def check_chunk(batch: Any, unknown_category: str) -> tuple[dict[str, np.ndarray], Reasons]:
+    """(feature columns as numpy, why each row is refused), with the server's rules."""
+    reasons = Reasons(batch.num_rows)
     columns: dict[str, np.ndarray] = {}
     for feature in FEATURES:
         column = batch.column(feature.name)
         name = feature.name
         if feature.kind == "categorical":
-            if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-                column = pc.cast(column, pa.string())
-            _reject(reasons, np.asarray(column.is_null()), f"{name}: missing value")
-            text = column.fill_null("")
-            known = np.asarray(pc.is_in(text, value_set=pa.array(feature.categories)))
-            values = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
-            if unknown_category == "reject":
-                _reject(reasons, ~known, f"{name}: not one of {', '.join(feature.categories)}")
-            else:
-                too_long = np.asarray(pc.greater(pc.utf8_length(text), MAX_CATEGORY_LENGTH))
-                _reject(reasons, too_long, f"{name}: longer than {MAX_CATEGORY_LENGTH} characters")
-                values[~known] = UNKNOWN_CATEGORY
-            columns[name] = values
+            columns[name] = _categories(column, feature, unknown_category, reasons)
             continue
         values, not_number = _numbers(column)
-        _reject(reasons, not_number, f"{name}: missing or not a number")
+        reasons.add(not_number, f"{name}: missing or not a number")
         with np.errstate(invalid="ignore"):
-            _reject(reasons, ~np.isfinite(values), f"{name}: not a finite number")
+            reasons.add(~np.isfinite(values), f"{name}: not a finite number")
             if feature.minimum is not None:
-                _reject(reasons, values < feature.minimum, f"{name}: below {feature.minimum:g}")
+                reasons.add(values < feature.minimum, f"{name}: below {feature.minimum:g}")
             if feature.maximum is not None:
-                _reject(reasons, values > feature.maximum, f"{name}: above {feature.maximum:g}")
+                reasons.add(values > feature.maximum, f"{name}: above {feature.maximum:g}")
             if feature.dtype == "int":
-                _reject(reasons, values != np.floor(values), f"{name}: not an integer")
+                reasons.add(values != np.floor(values), f"{name}: not an integer")
         columns[name] = values
     return columns, reasons
 
 
-class ChunkPredictor:
-    """The served model on whole columns: the ONNX session with the server's feed dtypes, or
-    (a version registered without ONNX) the server's native predictor on records."""
-
-    def __init__(self, model: Any) -> None:
-        from .serving.predictor import OnnxScorer
-
-        self.model = model
-        self.onnx = model.score if isinstance(model.score, OnnxScorer) else None
-
-    def __call__(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        n = len(next(iter(columns.values())))
-        if self.onnx is not None:
-            feeds = {
-                name: columns[name].astype(dtype, copy=False).reshape(n, 1)
-                for name, dtype, _known in self.onnx.feed_builder.columns
-            }
-            labels, probabilities = self.onnx.session.run(["label", "probabilities"], feeds)
-            return np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
-        records = [
-            {
-                name: columns[name][i].item()
-                if hasattr(columns[name][i], "item")
-                else columns[name][i]
-                for name in FEATURE_NAMES
-            }
-            for i in range(n)
-        ]
-        labels, probabilities = self.model.predict(records)
-        return np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
+def predict_chunk(model: Any, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(label indices, float64 probabilities) of valid rows: the served model on whole columns
+    (onnxruntime releases the GIL, so chunks run on several threads at once)."""
+    labels, probabilities = model.predict_columns(columns)
+    return np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
 
 
 class TableWriter:
     """Appends pyarrow tables to a CSV or Parquet file (the format from the suffix)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, dictionary: tuple[str, ...] | None = None) -> None:
         self.path, self.format = path, file_format(path)
+        # Parquet dictionary-encodes every column by default: on the unique ids and scores of a
+        # prediction file that costs most of the write time, for nothing
+        self.dictionary = True if dictionary is None else list(dictionary)
         self.writer: Any = None
 
     def write(self, table: Any) -> None:
@@ -214,7 +227,9 @@ class TableWriter:
             if self.format == ".parquet":
                 import pyarrow.parquet as pq
 
-                self.writer = pq.ParquetWriter(self.path, table.schema)
+                self.writer = pq.ParquetWriter(
+                    self.path, table.schema, use_dictionary=self.dictionary
+                )
             else:
                 import pyarrow.csv as pacsv
 
@@ -228,6 +243,85 @@ class TableWriter:
         self.writer.close()
 
 
+@dataclass
+class Chunk:
+    """A chunk read and checked, its predictions on their way."""
+
+    batch: Any
+    rows: np.ndarray  # 1-based row numbers in the file
+    reasons: Reasons
+    scored: Future[tuple[np.ndarray, np.ndarray]] | None
+
+
+class ChunkWriter:
+    """Writes each chunk's predictions and rejects, in file order."""
+
+    def __init__(self, output_path: Path, rejects_path: Path, version: str) -> None:
+        import pyarrow as pa
+
+        self.version = version
+        self.outputs = TableWriter(output_path, dictionary=(LABEL, VERSION))
+        self.rejects = TableWriter(rejects_path)
+        self.class_names = pa.array(CLASS_NAMES)
+        self.output_schema = pa.schema([(ROW, pa.int64()), (LABEL, pa.string())])
+        self.reject_schema = pa.schema([(ROW, pa.int64()), (REASON, pa.string())])
+
+    def write(self, chunk: Chunk, summary: Summary) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        batch, reasons = chunk.batch, chunk.reasons
+        valid = reasons.valid
+        if chunk.scored is not None:
+            labels, probabilities = chunk.scored.result()
+            finite = np.isfinite(probabilities).all(axis=1)
+            if not finite.all():  # never written as a prediction (as the server refuses it)
+                unscorable = np.zeros_like(valid)
+                unscorable[np.flatnonzero(valid)[~finite]] = True
+                reasons.add(
+                    unscorable, "the model gave a non-finite score (values far outside training)"
+                )
+                valid = reasons.valid
+                labels, probabilities = labels[finite], probabilities[finite]
+            everything = bool(valid.all())
+            kept = batch if everything else batch.filter(pa.array(valid))
+            extra = [name for name in batch.schema.names if name not in FEATURE_NAMES]
+            table = pa.table(
+                {
+                    **{name: kept.column(name) for name in extra},
+                    ROW: chunk.rows if everything else chunk.rows[valid],
+                    LABEL: pc.take(self.class_names, pa.array(labels.astype(np.int64))),
+                    **{
+                        PROBABILITY[c]: np.ascontiguousarray(probabilities[:, i])
+                        for i, c in enumerate(CLASS_NAMES)
+                    },
+                    VERSION: pa.repeat(self.version, len(labels)),
+                }
+            )
+            self.output_schema = table.schema
+            self.outputs.write(table)
+            summary.scored += len(labels)
+        if not valid.all():
+            refused = ~valid
+            table = pa.table(
+                {
+                    ROW: chunk.rows[refused],
+                    REASON: pa.array(reasons.of(refused).tolist(), pa.string()),
+                    **{
+                        name: batch.filter(pa.array(refused)).column(name)
+                        for name in batch.schema.names
+                    },
+                }
+            )
+            self.reject_schema = table.schema
+            self.rejects.write(table)
+            summary.rejected += int(refused.sum())
+
+    def close(self) -> None:
+        self.outputs.close(self.output_schema.empty_table())
+        self.rejects.close(self.reject_schema.empty_table())
+
+
 def score_file(
     input_path: Path,
     output_path: Path,
@@ -236,9 +330,13 @@ def score_file(
     chunk_rows: int = 100_000,
     model: Any = None,
 ) -> Summary:
-    """Score `input_path` into `output_path` (predictions) and `rejects_path` (refused rows)."""
-    import pyarrow as pa
+    """Score `input_path` into `output_path` (predictions) and `rejects_path` (refused rows).
 
+    A pipeline over the file: while chunk k is written, up to one chunk per core is being
+    scored (one onnxruntime thread each: calls on separate chunks scale better than one call
+    on two threads) and the next is read and checked (pyarrow decodes ahead on its own
+    threads). At most `cores + 1` chunks are held at once: memory does not follow the file.
+    """
     from .serving.registry import load_registered_model
 
     for path in (input_path, output_path, rejects_path):
@@ -246,68 +344,39 @@ def score_file(
     if not input_path.exists():
         raise ScoringError(f"{input_path} not found")
     started = time.perf_counter()
-    # whole files, not single requests: onnxruntime may use every core
     cores = os.cpu_count() or 1
-    model = model or load_registered_model(
-        settings.model_copy(update={"serve_threads_per_worker": cores})
-    )
-    predict = ChunkPredictor(model)
-    summary = Summary(model_version=model.version, input_sha256=sha256_of(input_path))
-    outputs, rejects = TableWriter(output_path), TableWriter(rejects_path)
-    output_schema = None
-    reject_schema = None
-    for batch in read_chunks(input_path, chunk_rows):
-        missing = [name for name in FEATURE_NAMES if name not in batch.schema.names]
-        if missing:
-            raise ScoringError(f"{input_path}: missing feature column(s) {', '.join(missing)}")
-        n = batch.num_rows
-        rows = np.arange(summary.rows + 1, summary.rows + n + 1, dtype=np.int64)
-        columns, reasons = check_chunk(batch, settings.unknown_category)
-        valid = reasons == ""
-        if valid.any():
-            labels, probabilities = predict({k: v[valid] for k, v in columns.items()})
-            finite = np.isfinite(probabilities).all(axis=1)
-            if not finite.all():  # never written as a prediction (as the server refuses it)
-                unscorable = np.flatnonzero(valid)[~finite]
-                reasons[unscorable] = (
-                    "the model gave a non-finite score (values far outside training)"
+    with ThreadPoolExecutor(1) as hasher, ThreadPoolExecutor(cores) as scorers:
+        digest = hasher.submit(sha256_of, input_path)  # hashlib releases the GIL
+        model = model or load_registered_model(
+            settings.model_copy(update={"serve_threads_per_worker": 1})
+        )
+        summary = Summary(model_version=model.version)
+        writer = ChunkWriter(output_path, rejects_path, model.version)
+        pending: deque[Chunk] = deque()
+        for batch in read_chunks(input_path, chunk_rows):
+            missing = [name for name in FEATURE_NAMES if name not in batch.schema.names]
+            if missing:
+                raise ScoringError(f"{input_path}: missing feature column(s) {', '.join(missing)}")
+            n = batch.num_rows
+            rows = np.arange(summary.rows + 1, summary.rows + n + 1, dtype=np.int64)
+            columns, reasons = check_chunk(batch, settings.unknown_category)
+            valid = reasons.valid
+            if valid.all():
+                scored = scorers.submit(predict_chunk, model, columns)
+            elif valid.any():
+                scored = scorers.submit(
+                    predict_chunk, model, {k: v[valid] for k, v in columns.items()}
                 )
-                valid[unscorable] = False
-                labels, probabilities = labels[finite], probabilities[finite]
-            extra = [name for name in batch.schema.names if name not in FEATURE_NAMES]
-            kept = batch.filter(pa.array(valid))
-            table = pa.table(
-                {
-                    **{name: kept.column(name) for name in extra},
-                    ROW: rows[valid],
-                    LABEL: np.asarray(CLASS_NAMES, dtype=object)[labels.astype(np.int64)],
-                    **{PROBABILITY[c]: probabilities[:, i] for i, c in enumerate(CLASS_NAMES)},
-                    VERSION: np.full(len(labels), model.version, dtype=object),
-                }
-            )
-            output_schema = table.schema
-            outputs.write(table)
-            summary.scored += len(labels)
-        if not valid.all():
-            refused = batch.filter(pa.array(~valid))
-            table = pa.table(
-                {
-                    ROW: rows[~valid],
-                    REASON: reasons[~valid].astype(str),
-                    **{name: refused.column(name) for name in batch.schema.names},
-                }
-            )
-            reject_schema = table.schema
-            rejects.write(table)
-            summary.rejected += int((~valid).sum())
-        summary.rows += n
-    empty_output = (
-        output_schema or pa.schema([(ROW, pa.int64()), (LABEL, pa.string())])
-    ).empty_table()
-    outputs.close(empty_output)
-    rejects.close(
-        (reject_schema or pa.schema([(ROW, pa.int64()), (REASON, pa.string())])).empty_table()
-    )
+            else:
+                scored = None
+            pending.append(Chunk(batch, rows, reasons, scored))
+            summary.rows += n
+            while len(pending) > cores:
+                writer.write(pending.popleft(), summary)
+        while pending:
+            writer.write(pending.popleft(), summary)
+        writer.close()
+        summary.input_sha256 = digest.result()
     summary.seconds = time.perf_counter() - started
     return summary
 

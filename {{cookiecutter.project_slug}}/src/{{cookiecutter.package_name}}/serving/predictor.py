@@ -75,6 +75,14 @@ class FeedBuilder:
             for name, dtype, _known in self.columns
         }
 
+    def build_columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Feeds from validated, normalized whole columns (numpy arrays or lists of N values):
+        no per-row Python work (batch scoring, columnar request bodies)."""
+        return {
+            name: np.asarray(columns[name], dtype=dtype).reshape(-1, 1)
+            for name, dtype, _known in self.columns
+        }
+
 
 class OnnxScorer:
     def __init__(self, session: ort.InferenceSession, feed_builder: FeedBuilder) -> None:
@@ -83,6 +91,12 @@ class OnnxScorer:
     def __call__(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         labels, probabilities = self.session.run(
             ["label", "probabilities"], self.feed_builder.build(records)
+        )
+        return np.asarray(labels), np.asarray(probabilities)
+
+    def columns(self, columns: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        labels, probabilities = self.session.run(
+            ["label", "probabilities"], self.feed_builder.build_columns(columns)
         )
         return np.asarray(labels), np.asarray(probabilities)
 
@@ -162,6 +176,14 @@ class Predictor:
     def predict(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """(label indices [N], probabilities [N, n_classes]) for normalized records."""
         return self.score(records)
+
+    def predict_columns(self, columns: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The same for validated, normalized columns (one array or list per feature)."""
+        if isinstance(self.score, OnnxScorer):
+            return self.score.columns(columns)
+        n = len(columns[FEATURE_NAMES[0]])
+        lists = {name: np.asarray(columns[name]).tolist() for name in FEATURE_NAMES}
+        return self.score([{name: lists[name][i] for name in FEATURE_NAMES} for i in range(n)])
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..drift.monitor import DriftMonitor
 from ..drift.profile import Profile
-from ..schema import CLASS_NAMES
+from ..schema import CLASS_NAMES, FEATURES
 from ..settings import Settings
 from .metrics import Metrics
 from .model_manager import ModelManager
@@ -60,6 +61,20 @@ def optional_module(name: str) -> ModuleType | None:
 
 class ModelNotReady(RuntimeError):
     pass
+
+
+def records_of(columns: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Records from validated columns, with the Python types the request model gives (int for
+    integer features, float for the other numerics, str for categoricals)."""
+    lists: dict[str, list[Any]] = {}
+    for feature in FEATURES:
+        values = columns[feature.name]
+        if feature.kind == "categorical":
+            lists[feature.name] = list(values)
+        else:
+            lists[feature.name] = list(map(int if feature.dtype == "int" else float, values))
+    names = list(lists)
+    return [dict(zip(names, row, strict=True)) for row in zip(*lists.values(), strict=True)]
 
 
 @dataclass
@@ -103,7 +118,8 @@ class ScoringService:
             raise ModelNotReady(self.models.last_error or "model not loaded")
         return predictor
 
-    def _outputs(self, labels: Any, probabilities: Any) -> list[dict[str, Any]]:
+    @staticmethod
+    def _check_finite(probabilities: Any) -> None:
         # A NaN/inf score cannot be returned as JSON and must never be cached or logged.
         finite = np.isfinite(probabilities).all(axis=1)
         if not finite.all():
@@ -112,6 +128,9 @@ class ScoringService:
                 f"the model gave a non-finite score for record(s) {rows}: "
                 "feature values are far outside the range it was trained on"
             )
+
+    def _outputs(self, labels: Any, probabilities: Any) -> list[dict[str, Any]]:
+        self._check_finite(probabilities)
         outputs = []
         for label, row in zip(labels.tolist(), probabilities.tolist(), strict=True):
             outputs.append(
@@ -134,6 +153,16 @@ class ScoringService:
         if self.drift is not None:
             scores = [output["probabilities"][POSITIVE] for output in outputs]
             self.drift.observe(model.version, model.reference, records, scores)
+        self._record(model, request_id, records, outputs, started)
+
+    def _record(
+        self,
+        model: Predictor,
+        request_id: str,
+        records: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+        started: float,
+    ) -> None:
         if self.prediction_log is None:
             return
         latency_ms = (time.perf_counter() - started) * 1000
@@ -180,6 +209,30 @@ class ScoringService:
         outputs = self._outputs(*model.predict(normalized))
         self._log(model, request_id, normalized, outputs, started)
         return model, outputs
+
+    def predict_columns(
+        self, columns: Mapping[str, Any], request_id: str, started: float
+    ) -> tuple[Predictor, list[int], list[list[float]]]:
+        """`predict_batch` for validated, normalized columns (one array or list per feature):
+        (model, label indices, probabilities). Records are built only for what keeps them
+        (the drift window, the prediction log)."""
+        model = self.predictor()
+        labels, probabilities = model.predict_columns(columns)
+        self._check_finite(probabilities)
+        indices, scores = labels.tolist(), probabilities.tolist()
+        names = [CLASS_NAMES[i] for i in indices]
+        self.metrics.count_predictions(names)
+        if self.drift is not None or self.prediction_log is not None:
+            records = records_of(columns)
+            if self.drift is not None:
+                positive = [row[-1] for row in scores]  # POSITIVE is the last class
+                self.drift.observe(model.version, model.reference, records, positive)
+            outputs = [
+                {"label": name, "probabilities": dict(zip(CLASS_NAMES, row, strict=True))}
+                for name, row in zip(names, scores, strict=True)
+            ]
+            self._record(model, request_id, records, outputs, started)
+        return model, indices, scores
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         model = self.models.current

@@ -85,7 +85,11 @@ def _kind(value: Any) -> str:
     return kinds.get(type(value), type(value).__name__)
 
 
-def _rows_from_split(split: Any) -> tuple[list[dict[str, Any]], Callable[[int, str], str]]:
+# (the body's columns when it is columnar, a function giving its rows, where a row's field is)
+Body = tuple[dict[str, list[Any]] | None, Callable[[], list[Any]], Callable[[int, str], str]]
+
+
+def _rows_from_split(split: Any) -> Body:
     if not isinstance(split, dict):
         raise InvalidRows(
             f"{DF_SPLIT}: Dataframe split format must be a dictionary. Got {_kind(split)}."
@@ -113,19 +117,26 @@ def _rows_from_split(split: Any) -> tuple[list[dict[str, Any]], Callable[[int, s
             f"{DF_SPLIT}.index: Provided dataframe_split field is not a valid dataframe "
             f"representation: index has {size} entries for {len(data)} rows"
         )
-    rows = []
+    width = len(columns)
     for i, row in enumerate(data):
-        if not isinstance(row, list) or len(row) != len(columns):
+        if not isinstance(row, list) or len(row) != width:
             got = f"{len(row)} values" if isinstance(row, list) else _kind(row)
             raise InvalidRows(
                 f"{DF_SPLIT}.data[{i}]: Provided dataframe_split field is not a valid dataframe "
-                f"representation: {got} for {len(columns)} columns"
+                f"representation: {got} for {width} columns"
             )
-        rows.append(dict(zip(columns, row, strict=True)))
-    return rows, lambda i, field: f"{DF_SPLIT}.data[{i}]" + (f".{field}" if field else "")
+    # already columnar once transposed (in C): the model's feeds come straight from it
+    by_column = (
+        dict(zip(columns, map(list, zip(*data, strict=True)), strict=True)) if data else None
+    )
+    return (
+        by_column,
+        lambda: [dict(zip(columns, row, strict=True)) for row in data],
+        lambda i, field: f"{DF_SPLIT}.data[{i}]" + (f".{field}" if field else ""),
+    )
 
 
-def _rows_from_list(key: str, value: Any, what: str) -> tuple[list[Any], Callable[[int, str], str]]:
+def _rows_from_list(key: str, value: Any, what: str) -> Body:
     if not isinstance(value, list):
         raise InvalidRows(f"{key}: {what} Got {_kind(value)}.")
     for i, row in enumerate(value):
@@ -134,12 +145,10 @@ def _rows_from_list(key: str, value: Any, what: str) -> tuple[list[Any], Callabl
                 f"{key}[{i}]: each row must be an object of named features, got {_kind(row)} "
                 "(positional rows cannot be matched to the model's features)"
             )
-    return value, lambda i, field: f"{key}[{i}]" + (f".{field}" if field else "")
+    return None, lambda: value, lambda i, field: f"{key}[{i}]" + (f".{field}" if field else "")
 
 
-def _rows_from_columns(
-    key: str, value: dict[str, Any]
-) -> tuple[list[Any], Callable[[int, str], str]]:
+def _rows_from_columns(key: str, value: dict[str, Any]) -> Body:
     lengths = {}
     for name, column in value.items():
         if not isinstance(column, list):
@@ -148,11 +157,14 @@ def _rows_from_columns(
     if len(set(lengths.values())) > 1:
         raise InvalidRows(f"{key}: columns of different lengths {lengths}")
     size = next(iter(lengths.values()), 0)
-    rows = [{name: column[i] for name, column in value.items()} for i in range(size)]
-    return rows, lambda i, field: f"{key}.{field}[{i}]" if field else f"{key}[{i}]"
+    return (
+        value or None,
+        lambda: [{name: column[i] for name, column in value.items()} for i in range(size)],
+        lambda i, field: f"{key}.{field}[{i}]" if field else f"{key}[{i}]",
+    )
 
 
-def rows_from_json(body: bytes) -> tuple[list[Any], Callable[[int, str], str]]:
+def rows_from_json(body: bytes) -> Body:
     try:
         payload = orjson.loads(body)  # refuses NaN/Infinity literals, invalid UTF-8
     except orjson.JSONDecodeError as exc:
@@ -194,7 +206,7 @@ def rows_from_json(body: bytes) -> tuple[list[Any], Callable[[int, str], str]]:
     )
 
 
-def rows_from_csv(body: bytes) -> tuple[list[Any], Callable[[int, str], str]]:
+def rows_from_csv(body: bytes) -> Body:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -216,7 +228,8 @@ def rows_from_csv(body: bytes) -> tuple[list[Any], Callable[[int, str], str]]:
         if len(values) != len(header):
             raise InvalidRows(f"csv line {line}: {len(values)} values for {len(header)} columns")
         rows.append(dict(zip(header, values, strict=True)))
-    return rows, lambda i, field: f"csv row {i + 1}" + (f" column {field}" if field else "")
+    where = lambda i, field: f"csv row {i + 1}" + (f" column {field}" if field else "")  # noqa: E731
+    return None, lambda: rows, where
 
 
 def mlflow_scoring_router(scorer: RowScorer) -> APIRouter:
@@ -267,8 +280,8 @@ def mlflow_scoring_router(scorer: RowScorer) -> APIRouter:
             return _error(415, str(exc))
         body = await request.body()
         try:
-            rows, where = rows_from_csv(body) if kind == CSV else rows_from_json(body)
-            scored = scorer.score(scorer.validate(rows, where), request.headers.get("x-request-id"))
+            columns, rows, where = rows_from_csv(body) if kind == CSV else rows_from_json(body)
+            scored = scorer.score_columns(columns, rows, where, request.headers.get("x-request-id"))
         except InvalidRows as exc:
             return _error(400, str(exc))
         except UnscorableInput as exc:

@@ -206,8 +206,8 @@ def _check_elements(name: str, datatype: str, values: list[Any]) -> None:
     )
 
 
-def columns_to_rows(request: InferenceRequest, max_rows: int) -> list[dict[str, Any]]:
-    """One record per row from the request's named input tensors (ProtocolError otherwise)."""
+def request_columns(request: InferenceRequest, max_rows: int) -> dict[str, list[Any]]:
+    """One list of values per named input tensor, all of one length (ProtocolError otherwise)."""
     columns: dict[str, list[Any]] = {}
     for tensor in request.inputs:
         if tensor.name in columns:
@@ -241,6 +241,10 @@ def columns_to_rows(request: InferenceRequest, max_rows: int) -> list[dict[str, 
         raise ProtocolError(400, "inputs hold no rows")
     if rows > max_rows:
         raise ProtocolError(400, f"{rows} rows, at most {max_rows} per request (MAX_BATCH_SIZE)")
+    return columns
+
+
+def columns_to_rows(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
     names = list(columns)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
@@ -319,9 +323,13 @@ def open_inference_router(scorer: RowScorer) -> APIRouter:
             except ValidationError as exc:
                 raise ProtocolError(400, _request_errors(exc)) from None
             outputs = _requested_outputs(parsed)
-            rows = columns_to_rows(parsed, scorer.max_rows)
-            records = scorer.validate(rows, lambda i, field: f"input '{field}' element {i}")
-            scored = scorer.score(records, request_id_from(parsed.id))
+            columns = request_columns(parsed, scorer.max_rows)
+            scored = scorer.score_columns(
+                columns,
+                lambda: columns_to_rows(columns),
+                lambda i, field: f"input '{field}' element {i}",
+                request_id_from(parsed.id),
+            )
         except ProtocolError as exc:
             return _error(exc.status, str(exc))
         except (InvalidRows, UnscorableInput) as exc:
@@ -345,6 +353,35 @@ def open_inference_router(scorer: RowScorer) -> APIRouter:
             "outputs": [tensors[o] for o in outputs],
         }
         return _ok(body, {"x-model-version": scored.model_version})
+
+    # The scoring routes first: FastAPI and the metrics middleware each try the routes in
+    # order on every request.
+    infer_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(InferenceRequest)}},
+        }
+    }
+
+    @router.post(
+        "/models/{name}/infer",
+        response_model=InferenceResponse,
+        responses=errors,
+        openapi_extra=infer_doc,
+    )
+    async def model_infer(name: str, request: Request) -> Response:
+        """Score columnar named input tensors (one per feature; N rows = the tensor length)."""
+        return await infer(name, None, request)
+
+    @router.post(
+        "/models/{name}/versions/{version}/infer",
+        response_model=InferenceResponse,
+        responses=errors,
+        openapi_extra=infer_doc,
+    )
+    async def version_infer(name: str, version: str, request: Request) -> Response:
+        """Infer on an explicit version (404 unless it is the one being served)."""
+        return await infer(name, version, request)
 
     @router.get("", response_model=ServerMetadataResponse)
     async def server_metadata() -> Response:
@@ -388,32 +425,5 @@ def open_inference_router(scorer: RowScorer) -> APIRouter:
     async def version_ready(name: str, version: str) -> Response:
         """Readiness of the version being served."""
         return ready(name, version)
-
-    infer_doc = {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": inline_schema(InferenceRequest)}},
-        }
-    }
-
-    @router.post(
-        "/models/{name}/infer",
-        response_model=InferenceResponse,
-        responses=errors,
-        openapi_extra=infer_doc,
-    )
-    async def model_infer(name: str, request: Request) -> Response:
-        """Score columnar named input tensors (one per feature; N rows = the tensor length)."""
-        return await infer(name, None, request)
-
-    @router.post(
-        "/models/{name}/versions/{version}/infer",
-        response_model=InferenceResponse,
-        responses=errors,
-        openapi_extra=infer_doc,
-    )
-    async def version_infer(name: str, version: str, request: Request) -> Response:
-        """Infer on an explicit version (404 unless it is the one being served)."""
-        return await infer(name, version, request)
 
     return router

@@ -8,20 +8,24 @@ protocols accept is a row `/predict` would accept.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ...schema import CLASS_NAMES
+from ...schema import CLASS_NAMES, FEATURE_NAMES, FEATURES
+from ..requests import MAX_CATEGORY_LENGTH, UNKNOWN_CATEGORY
 from ..scoring import ModelNotReady, ScoringService, UnscorableInput
 
 __all__ = ["InvalidRows", "ModelNotReady", "RowScorer", "Scored", "UnscorableInput"]
 
 MAX_REPORTED_ERRORS = 5
 CLASS_INDEX = {name: index for index, name in enumerate(CLASS_NAMES)}
+CATEGORIES = {f.name: frozenset(f.categories) for f in FEATURES if f.kind == "categorical"}
+INTEGER, NUMBER = frozenset({int}), frozenset({int, float})  # bool is its own type
 
 
 class InvalidRows(ValueError):
@@ -57,12 +61,29 @@ class Scored:
 
     __slots__ = ("label_indices", "labels", "model_name", "model_version", "probabilities")
 
-    def __init__(self, model_name: str, model_version: str, outputs: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        model_version: str,
+        label_indices: list[int],
+        probabilities: list[list[float]],
+    ) -> None:
         self.model_name, self.model_version = model_name, model_version
-        self.labels: list[str] = [o["label"] for o in outputs]
-        self.label_indices: list[int] = [CLASS_INDEX[label] for label in self.labels]
+        self.label_indices = label_indices
+        self.labels: list[str] = [CLASS_NAMES[i] for i in label_indices]
+        self.probabilities = probabilities  # one row per record, ordered as CLASS_NAMES
+
+    @classmethod
+    def from_outputs(
+        cls, model_name: str, model_version: str, outputs: list[dict[str, Any]]
+    ) -> Scored:
         # the service's dicts are ordered as CLASS_NAMES
-        self.probabilities: list[list[float]] = [list(o["probabilities"].values()) for o in outputs]
+        return cls(
+            model_name,
+            model_version,
+            [CLASS_INDEX[o["label"]] for o in outputs],
+            [list(o["probabilities"].values()) for o in outputs],
+        )
 
 
 def request_id_from(given: str | None) -> str:
@@ -110,4 +131,70 @@ class RowScorer:
         started = time.perf_counter()
         request_id = request_id_from(request_id)
         model, outputs = self.services.predict_batch(records, request_id, started)
-        return Scored(model.name, model.version, outputs)
+        return Scored.from_outputs(model.name, model.version, outputs)
+
+    def valid_columns(self, columns: Mapping[str, list[Any]]) -> dict[str, Any] | None:
+        """The columns as the model takes them, when every value is valid as sent: JSON's own
+        type for the feature (int for integer features; int or float for the others; str for
+        categoricals), in range, a known category (or mapped to the unknown one). Checked
+        per column with builtins that loop in C (type set, min, max, fsum): no per-row
+        model. None when anything is off or would need a conversion (a number sent as a
+        string): the row path then decides, with the same rules as `/predict`, and names
+        the problem."""
+        if len(columns) != len(FEATURE_NAMES) or not all(n in columns for n in FEATURE_NAMES):
+            return None
+        size = len(columns[FEATURE_NAMES[0]])
+        if not 0 < size <= self.max_rows:
+            return None
+        unknown = self.services.settings.unknown_category
+        out: dict[str, Any] = {}
+        for feature in FEATURES:
+            values = columns[feature.name]
+            if len(values) != size:
+                return None
+            kinds = set(map(type, values))
+            if feature.kind == "categorical":
+                if kinds != {str}:
+                    return None
+                known = CATEGORIES[feature.name]
+                if unknown == "reject":
+                    if not known.issuperset(values):
+                        return None
+                    out[feature.name] = values
+                else:
+                    if max(map(len, values)) > MAX_CATEGORY_LENGTH:
+                        return None
+                    out[feature.name] = [v if v in known else UNKNOWN_CATEGORY for v in values]
+                continue
+            if not kinds <= (INTEGER if feature.dtype == "int" else NUMBER):
+                return None
+            try:  # NaN or inf anywhere makes the exact sum non-finite
+                if not math.isfinite(math.fsum(values)):
+                    return None
+            except OverflowError:  # a huge integer, or sums beyond float: let the row path say
+                return None
+            if feature.minimum is not None and min(values) < feature.minimum:
+                return None
+            if feature.maximum is not None and max(values) > feature.maximum:
+                return None
+            out[feature.name] = values
+        return out
+
+    def score_columns(
+        self,
+        columns: Mapping[str, list[Any]] | None,
+        rows: Callable[[], list[Any]],
+        where: Callable[[int, str], str],
+        request_id: str | None = None,
+    ) -> Scored:
+        """Score a columnar body: straight from its columns when every value is valid as sent
+        (`valid_columns`), else through the row path (`rows()` builds the rows for
+        `validate`). Raises InvalidRows, ModelNotReady, UnscorableInput."""
+        valid = self.valid_columns(columns) if columns is not None else None
+        if valid is None:
+            return self.score(self.validate(rows(), where), request_id)
+        started = time.perf_counter()
+        model, indices, probabilities = self.services.predict_columns(
+            valid, request_id_from(request_id), started
+        )
+        return Scored(model.name, model.version, indices, probabilities)
