@@ -498,6 +498,9 @@ class Report:
             f"p99 {result.p99_ms:7.2f} ms  errors {result.errors}  ({load_average()})"
         )
 
+    def drop(self, server: str) -> None:
+        self.rows = [row for row in self.rows if row["server"] != server]
+
     def find(self, server: str, case: str, c: int) -> dict[str, Any] | None:
         return next(
             (
@@ -665,22 +668,35 @@ def main() -> int:
         if args.protocols_only:
             del targets[MLFLOW_NATIVE]
         for name, (uri, payload) in targets.items():
-            try:
-                server = mlflow_serve(uri)
-            except (RuntimeError, TimeoutError) as exc:
-                print(f"  ({name} {uri} not measured: {str(exc)[-300:]})")
-                continue
-            server.name = name
-            cold[name] = server.cold_start
-            try:
-                one, many = payload([record]), payload([record] * 64)
-                measure(server, "single", "/invocations", one, 1)
-                measure(server, "single", "/invocations", one, 16)
-                measure(server, "batch 64", "/invocations", many, 4, 64)
-                if name == MLFLOW_ONNX:
-                    protocols(report, server, settings.model_name, record, args.duration)
-            finally:
-                server.stop()
+            # A baseline can stall after a load run on a busy machine (seen: `mlflow models
+            # serve` answering nothing at c=16 right after c=1): start it afresh, once.
+            for attempt in (1, 2):
+                try:
+                    server = mlflow_serve(uri)
+                except (RuntimeError, TimeoutError) as exc:
+                    print(f"  ({name} {uri} not measured: {str(exc)[-300:]})")
+                    break
+                server.name = name
+                cold[name] = server.cold_start
+                try:
+                    one, many = payload([record]), payload([record] * 64)
+                    measure(server, "single", "/invocations", one, 1)
+                    measure(server, "single", "/invocations", one, 16)
+                    measure(server, "batch 64", "/invocations", many, 4, 64)
+                    if name == MLFLOW_ONNX:
+                        protocols(report, server, settings.model_name, record, args.duration)
+                    stalled = [r for r in report.rows if r["server"] == name and not r["req_s"]]
+                    if not stalled:
+                        break
+                    problem: Exception = RuntimeError(f"0 req/s in {stalled[0]['case']!r}")
+                except TimeoutError as exc:
+                    problem = exc
+                finally:
+                    server.stop()
+                if attempt == 2:
+                    raise RuntimeError(f"{name} stalled twice: {problem}")
+                print(f"  ({name} stalled ({problem}); started afresh and measured again)")
+                report.drop(name)
 
     print("cold start (process start to ready):")
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):

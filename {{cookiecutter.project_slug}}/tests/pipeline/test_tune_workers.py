@@ -83,9 +83,17 @@ def test_killed_worker_trial_is_retried_and_budget_spent(
         except KeyError:
             continue  # not created yet
         running = [t.number for t in study.get_trials(states=(TrialState.RUNNING,))]
+        if running:
+            # Let its heartbeat reach the storage: a trial killed before its first heartbeat
+            # cannot be told from a live one (Optuna's stale check needs one).
+            time.sleep(1.5 * HEARTBEAT["heartbeat_seconds"])
+            running = [t.number for t in study.get_trials(states=(TrialState.RUNNING,))]
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=30)
     killed_trial = running[0]
+    # The replacement pods start after the grace period, as a rescheduled pod would; otherwise
+    # fast trials can spend the budget before the dead trial is stale.
+    time.sleep(HEARTBEAT["heartbeat_grace_seconds"] + HEARTBEAT["heartbeat_seconds"])
 
     workers = [start() for _ in range(2)]
     outputs = [w.communicate(timeout=900)[0] for w in workers]
