@@ -35,8 +35,13 @@ def test_loads_champion_from_tracking_server(
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(remote)
     try:
-        experiment = mlflow.set_experiment("serving-tests")
-        with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+        # Not mlflow.set_experiment: the active experiment is process-wide and a later
+        # `start_run(run_id=...)` on another server (the pipeline's evaluate) would refuse it.
+        experiment = client.get_experiment_by_name("serving-tests")
+        experiment_id = (
+            experiment.experiment_id if experiment else client.create_experiment("serving-tests")
+        )
+        with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_artifacts(local_dir, artifact_path="model")
         client.create_registered_model(name)
         version = client.create_model_version(
