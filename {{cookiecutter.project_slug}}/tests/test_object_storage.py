@@ -226,6 +226,14 @@ def test_pipeline_registers_to_bucket_and_server_loads_champion_through_proxy(
     # Clients have no bucket credentials or endpoint: everything passes through the server.
     for name in (*KEYS, *STORE_SETTINGS, "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
+    # A fresh `make pipeline` process has no active run or experiment; earlier tests of this
+    # session may have left MLflow's process-wide ones (evaluate's start_run(run_id=...) then
+    # refuses the run of another experiment).
+    while mlflow.active_run():
+        mlflow.end_run()
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     name = "object-store-model"
     root = write_small_project(tmp_path / "project")
     ctx = small_context(
