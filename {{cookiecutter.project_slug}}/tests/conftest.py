@@ -91,21 +91,26 @@ class RegisteredModel:
     root: Path  # the small project (params.yaml, data/prepared/test.parquet)
 
 
-@pytest.fixture(scope="session")
-def registered_model(tmp_path_factory: pytest.TempPathFactory) -> RegisteredModel:
-    """A small real model, trained, evaluated and promoted to champion (a few seconds)."""
+def run_pipeline_in_process(ctx: Any) -> Any:
+    """`run_pipeline(ctx)`, then MLflow's process-wide tracking/registry URIs as they were."""
     import mlflow
 
     from {{ cookiecutter.package_name }}.pipeline.workflow import run_pipeline
 
-    root = write_small_project(tmp_path_factory.mktemp("registered-model"))
-    ctx = small_context(root, model_name="fraud-test-model")
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     try:
-        result = run_pipeline(ctx)
+        return run_pipeline(ctx)
     finally:
         mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None: back to the default
         mlflow.set_registry_uri(previous)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def registered_model(tmp_path_factory: pytest.TempPathFactory) -> RegisteredModel:
+    """A small real model, trained, evaluated and promoted to champion (a few seconds)."""
+    root = write_small_project(tmp_path_factory.mktemp("registered-model"))
+    ctx = small_context(root, model_name="fraud-test-model")
+    result = run_pipeline_in_process(ctx)
     assert result.promotion["decision"] == "promoted", result.promotion
     return RegisteredModel(
         ctx.settings.mlflow_tracking_uri, ctx.settings.model_name, result.train.version, root

@@ -28,7 +28,13 @@ from typing import Any
 
 import pytest
 
-from .conftest import PROJECT_ROOT, require_env, small_context, write_small_project
+from .conftest import (
+    PROJECT_ROOT,
+    require_env,
+    run_pipeline_in_process,
+    small_context,
+    write_small_project,
+)
 from .db.helpers import fresh_postgres_database
 from .serving.conftest import make_settings, running
 
@@ -220,7 +226,6 @@ def test_pipeline_registers_to_bucket_and_server_loads_champion_through_proxy(
     import mlflow
     from mlflow import MlflowClient
 
-    from {{ cookiecutter.package_name }}.pipeline.workflow import run_pipeline
     from {{ cookiecutter.package_name }}.serving.requests import example_record
 
     # Clients have no bucket credentials or endpoint: everything passes through the server.
@@ -239,12 +244,7 @@ def test_pipeline_registers_to_bucket_and_server_loads_champion_through_proxy(
     ctx = small_context(
         root, tracking_uri=tracking_server, model_name=name, experiment_name="object-store"
     )
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    try:
-        result = run_pipeline(ctx)
-    finally:
-        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None: back to the default
-        mlflow.set_registry_uri(previous)  # type: ignore[arg-type]
+    result = run_pipeline_in_process(ctx)
     assert result.promotion["decision"] == "promoted", result.promotion
 
     client = MlflowClient(tracking_server, tracking_server)
