@@ -153,6 +153,25 @@ def test_a_file_without_a_feature_column_is_refused(
     assert "missing feature column(s) hour" in capsys.readouterr().err
 
 
+def test_no_registered_model_is_one_line_and_writes_nothing(
+    scoring_env: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source, output = tmp_path / "input.csv", tmp_path / "out.csv"
+    write_csv(source, [example_record()])
+    monkeypatch.setenv("MODEL_NAME", "never-registered")
+    get_settings.cache_clear()
+    code = main(["score", "--input", str(source), "--output", str(output), "--no-log"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("score: models:/never-registered@"), err
+    assert "is not registered" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not output.exists() and not output.with_name("out.rejects.csv").exists()
+
+
 @pytest.mark.parametrize("name", ["input.json", "input"])
 def test_other_formats_are_refused(
     scoring_env: Settings, tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]

@@ -436,11 +436,16 @@ def run(args: argparse.Namespace) -> int:
         print("score: --chunk-rows must be at least 1", file=sys.stderr)
         return 2
     settings = get_settings()
+    from .serving.predictor import ModelLoadError
+
     try:
         summary = score_file(args.input, args.output, args.rejects, settings, args.chunk_rows)
     except ScoringError as exc:
         print(f"score: {exc}", file=sys.stderr)
         return 2
+    except ModelLoadError as exc:  # nothing registered, MLflow unreachable: nothing written
+        print(f"score: {exc}", file=sys.stderr)
+        return 1
     print(
         f"scored {summary.scored:,} of {summary.rows:,} rows with models:/{settings.model_name}/"
         f"{summary.model_version} in {summary.seconds:.1f}s "
