@@ -151,8 +151,16 @@ def test_native_version_is_refused_unless_registry_code_is_trusted(
         assert client.get("/ready").status_code == 503
 
 
+def predict_body_schema(client: TestClient) -> dict[str, Any]:
+    """The request body `/predict` documents in the OpenAPI document (what /docs shows)."""
+    operation = client.get("/openapi.json").json()["paths"]["/predict"]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is True
+    return dict(body["content"]["application/json"]["schema"])
+
+
 def test_openapi_documents_every_feature(client: TestClient) -> None:
-    schema = client.get("/openapi.json").json()["components"]["schemas"]["Record"]
+    schema = predict_body_schema(client)
     assert set(schema["properties"]) == set(FEATURE_NAMES)
     assert set(schema["required"]) == set(FEATURE_NAMES)
     assert schema["properties"][CATEGORICAL.name]["enum"] == list(CATEGORICAL.categories)
@@ -207,10 +215,31 @@ def test_non_finite_numbers_are_rejected(
     assert NUMERIC.name in response.json()["message"]
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_sent_as_json_is_422_naming_the_content_type(
+    client: TestClient, record: dict[str, Any], content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/predict", content=json.dumps(record), headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith("body: Content-Type must be application/json")
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/x+json"])
+def test_json_media_types_with_parameters_or_a_suffix_are_accepted(
+    client: TestClient, record: dict[str, Any], content_type: str
+) -> None:
+    response = client.post(
+        "/predict", content=json.dumps(record), headers={"content-type": content_type}
+    )
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe", b"[]", b"null"])
 def test_malformed_bodies_are_4xx(client: TestClient, body: bytes) -> None:
     response = client.post("/predict", content=body, headers={"content-type": "application/json"})
-    assert 400 <= response.status_code < 500
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith("body: ")
 
 
 def test_batch_bounds(settings_for: Callable[..., Settings], record: dict[str, Any]) -> None:
@@ -238,7 +267,7 @@ def test_unknown_category_bucket(
     with running(settings_for(unknown_category="unknown")) as client:
         response = client.post("/predict", json={**record, CATEGORICAL.name: "casino"})
         assert response.status_code == 200, response.text
-        schema = client.get("/openapi.json").json()["components"]["schemas"]["Record"]
+        schema = predict_body_schema(client)
         assert schema["properties"][CATEGORICAL.name]["type"] == "string"
 
 

@@ -8,6 +8,7 @@ the training framework needed).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,6 +60,7 @@ class FeedBuilder:
                 else None
             )
             self.columns.append((feature.name, dtype, known))
+        self._local = threading.local()
 
     def normalize(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The record as the model sees it (unknown categories mapped), JSON-ready."""
@@ -70,14 +72,30 @@ class FeedBuilder:
 
     def build(self, records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         n = len(records)
+        if n == 1:
+            return self._one(records[0])
         return {
             name: np.array([r[name] for r in records], dtype=dtype).reshape(n, 1)
             for name, dtype, _known in self.columns
         }
 
+    def _one(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """One row written into this thread's `[1, 1]` arrays: creating fourteen arrays costs a
+        twentieth of a single-row request (measured). Reused only after the call that read
+        them returned (a thread scores one call at a time; onnxruntime does not keep inputs)."""
+        feeds: dict[str, np.ndarray] | None = getattr(self._local, "feeds", None)
+        if feeds is None:
+            feeds = {name: np.empty((1, 1), dtype=dtype) for name, dtype, _known in self.columns}
+            self._local.feeds = feeds
+        for name, array in feeds.items():
+            array[0, 0] = record[name]
+        return feeds
+
     def build_columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Feeds from validated, normalized whole columns (numpy arrays or lists of N values):
         no per-row Python work (batch scoring, columnar request bodies)."""
+        if len(columns[self.columns[0][0]]) == 1:
+            return self._one({name: columns[name][0] for name, _dtype, _known in self.columns})
         return {
             name: np.asarray(columns[name], dtype=dtype).reshape(-1, 1)
             for name, dtype, _known in self.columns

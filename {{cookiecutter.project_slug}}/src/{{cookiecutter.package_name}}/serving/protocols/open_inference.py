@@ -21,6 +21,7 @@ from starlette.requests import Request
 
 from ... import __version__
 from ...schema import CLASS_NAMES, FEATURES, FEATURES_BY_NAME
+from ..requests import inline_schema
 from .rows import InvalidRows, ModelNotReady, RowScorer, UnscorableInput, request_id_from
 
 INT_TYPES = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
@@ -119,25 +120,6 @@ class ErrorResponse(BaseModel):
 
 
 _REQUEST = TypeAdapter(InferenceRequest)
-
-
-def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with its `$defs` inlined (an OpenAPI operation's body cannot
-    refer to pydantic's local definitions)."""
-    schema = model.model_json_schema()
-    definitions = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if ref.startswith("#/$defs/"):
-                return resolve(definitions[ref.removeprefix("#/$defs/")])
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(value) for value in node]
-        return node
-
-    return dict(resolve(schema))
 
 
 class ProtocolError(Exception):

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from ..predictor import Predictor
+from ..requests import JsonBody
 from ..responses import NOT_READY, BatchResponse, PredictionResponse
 from ..scoring import ScoringService
 
@@ -39,23 +40,32 @@ def prediction_router(
     """The routes of the request models built from `schema.FEATURES` (see `requests.py`).
     No model loaded: ModelNotReady, answered 503 by the app's handler."""
     router = APIRouter(tags=["predictions"])
+    one, many = JsonBody(record_model), JsonBody(batch_model)
 
-    @router.post("/predict", response_model=PredictionResponse, responses=NOT_READY)
-    async def predict(record: record_model, request: Request) -> Response:  # type: ignore[valid-type]
+    @router.post(
+        "/predict",
+        response_model=PredictionResponse,
+        responses=NOT_READY,
+        openapi_extra=one.openapi,
+    )
+    async def predict(request: Request) -> Response:
         """Score one transaction."""
         started = time.perf_counter()
+        record = one(await request.body(), request.headers.get("content-type"))
         request_id = _request_id(request)
-        model, output, cached = await services.predict_one(
-            record.model_dump(),  # type: ignore[attr-defined]
-            request_id,
-            started,
-        )
+        model, output, cached = await services.predict_one(record.model_dump(), request_id, started)
         return _answer(model, request_id, {**output, "cached": cached})
 
-    @router.post("/predict/batch", response_model=BatchResponse, responses=NOT_READY)
-    async def predict_batch(batch: batch_model, request: Request) -> Response:  # type: ignore[valid-type]
+    @router.post(
+        "/predict/batch",
+        response_model=BatchResponse,
+        responses=NOT_READY,
+        openapi_extra=many.openapi,
+    )
+    async def predict_batch(request: Request) -> Response:
         """Score a list of transactions (at most MAX_BATCH_SIZE)."""
         started = time.perf_counter()
+        batch = many(await request.body(), request.headers.get("content-type"))
         request_id = _request_id(request)
         records = [r.model_dump() for r in batch.records]  # type: ignore[attr-defined]
         model, outputs = services.predict_batch(records, request_id, started)
