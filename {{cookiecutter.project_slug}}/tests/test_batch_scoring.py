@@ -189,3 +189,26 @@ def test_other_formats_are_refused(
     )
     assert code == 2
     assert "expected a .csv or .parquet file" in capsys.readouterr().err
+
+
+def test_reading_parquet_holds_about_one_chunk_whatever_the_file_size(tmp_path: Path) -> None:
+    """Arrow's memory while the chunks of a 20-row-group file are read one by one stays near
+    one chunk (pyarrow's default pre-buffering kept every row group read so far)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from {{ cookiecutter.package_name }}.batch_scoring import read_chunks
+
+    group = pa.table({"x": np.random.default_rng(0).random(50_000)})
+    path = tmp_path / "big.parquet"
+    with pq.ParquetWriter(path, group.schema, compression="none") as writer:
+        for _ in range(20):
+            writer.write_table(group)
+    baseline = pa.total_allocated_bytes()
+    peak = rows = 0
+    for batch in read_chunks(path, group.num_rows):
+        rows += batch.num_rows
+        peak = max(peak, pa.total_allocated_bytes() - baseline)
+        del batch
+    assert rows == 20 * group.num_rows
+    assert peak < 4 * group.nbytes, f"{peak / group.nbytes:.1f} chunks held"
