@@ -112,9 +112,9 @@ def _rss_mb(pid: int) -> float:
 
 
 def score(what: str, source: Path, rows: int, output: Path) -> Run:
-    """One `score` run in a child process: wall time (start-up and model load included), the
-    child's peak RSS (from the kernel) and its RSS sampled through the run (Linux): flat memory
-    means the second half of the file needs no more than the first."""
+    """One `score` run in a child process: wall time (start-up and model load included) and its
+    RSS sampled through the run (Linux; else the kernel's peak): flat memory means the second
+    half of the file needs no more than the first."""
     started = time.perf_counter()
     command = [sys.executable, "-m", PACKAGE, "score", "--input", str(source)]
     command += ["--output", str(output), "--no-log"]
@@ -141,7 +141,10 @@ def score(what: str, source: Path, rows: int, output: Path) -> Run:
         max((rss for t, rss in samples if t < seconds / 2), default=0.0),
         max((rss for t, rss in samples if t >= seconds / 2), default=0.0),
     )
-    run = Run(what, rows, seconds, usage.ru_maxrss / 1024, load_average(), *halves)
+    # the kernel's peak of a forked child can include the parent's size at the fork: the
+    # samples, where there are some, are the child's own
+    peak = max(halves) or usage.ru_maxrss / 1024
+    run = Run(what, rows, seconds, peak, load_average(), *halves)
     print(
         f"  {what:<26} {rows:>11,} rows {seconds:7.1f} s {run.rows_per_second:>10,.0f} rows/s  "
         f"peak RSS {run.peak_rss_mb:5.0f} MB (halves {halves[0]:4.0f}, {halves[1]:4.0f})  "

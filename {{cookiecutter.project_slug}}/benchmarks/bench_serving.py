@@ -560,15 +560,18 @@ def main() -> int:
         report.add(server.name, case, c, load(server.port, path, body, c, args.duration, method), n)
 
     def alternate(off: Server, on: Server, c: int, what: str = "logging") -> list[float]:
-        """Both servers run at once and take turns under load (1 s slices), so a change in the
-        machine's background load hits both alike."""
+        """Both servers run at once and take turns under load (1 s slices, in ABBA order), so
+        a change in the machine's background load hits both alike."""
         parts: dict[str, list[Result]] = {"off": [], "on": []}
         for server in (off, on):
             server.post("/predict", single)
             load(server.port, "/predict", single, c, 1.0)  # warm-up
-        for _ in range(max(2, int(args.duration))):
-            parts["off"].append(load(off.port, "/predict", single, c, 1.0, warmup=False))
-            parts["on"].append(load(on.port, "/predict", single, c, 1.0, warmup=False))
+        for turn in range(2 * max(1, round(args.duration / 2))):
+            # off-on, then on-off: whichever goes second in a pair (the other's caches just
+            # evicted, the CPU's clock just raised) is second as often as it is first
+            for key in ("off", "on") if turn % 2 == 0 else ("on", "off"):
+                server = off if key == "off" else on
+                parts[key].append(load(server.port, "/predict", single, c, 1.0, warmup=False))
         for key, results in parts.items():
             report.add(OURS, f"single, {what} {key}", c, Result.merge(results))
         return [b.rps / a.rps for a, b in zip(parts["off"], parts["on"], strict=True)]
