@@ -94,8 +94,6 @@ class FeedBuilder:
     def build_columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Feeds from validated, normalized whole columns (numpy arrays or lists of N values):
         no per-row Python work (batch scoring, columnar request bodies)."""
-        if len(columns[self.columns[0][0]]) == 1:
-            return self._one({name: columns[name][0] for name, _dtype, _known in self.columns})
         return {
             name: np.asarray(columns[name], dtype=dtype).reshape(-1, 1)
             for name, dtype, _known in self.columns
