@@ -9,9 +9,10 @@ else a keep-alive asyncio client. Two baselines: `mlflow models serve` on the na
 logged by the same run (how MLflow serves a model registered the usual way) and on the
 registered ONNX version itself. Prints req/s and p50/p99 for single rows at concurrency 1 and
 16, 64-row batches, a no-op route (the HTTP stack's own ceiling), the Redis cache-hit path
-(when REDIS_URL or TEST_REDIS_URL is set), prediction logging off and on (taking turns), the
-drift gauges off and on (taking turns, /metrics scraped every 5 s), following the alias off and
-every 1 s (MODEL_POLL_SECONDS, taking turns), cold start (process start to ready), the
+(when REDIS_URL or TEST_REDIS_URL is set), prediction logging off and on (taking turns),
+adaptive batching off and on (taking turns, c=16 and c=1), the drift gauges off and on
+(taking turns, /metrics scraped every 5 s), following the alias off and every 1 s
+(MODEL_POLL_SECONDS, taking turns), cold start (process start to ready), the
 in-process cost of one model call (the ceiling no server can beat), and the ratios against the
 targets of the serving design. The protocols are measured on the same server, taking turns:
 MLflow's `/invocations` against `mlflow models serve` with the same `dataframe_split` payloads,
@@ -616,6 +617,17 @@ def main() -> int:
                     plain.stop()
                     logged.stop()
 
+        # Adaptive batching (ADAPTIVE_BATCHING, on by default): concurrent single rows share
+        # model calls; alone (c=1), a request must not pay for it.
+        plain = ours({**base_env, "ADAPTIVE_BATCHING": "false"})
+        batching = ours(base_env)
+        try:
+            alternate(plain, batching, 16, "batching")
+            alternate(plain, batching, 1, "batching")
+        finally:
+            plain.stop()
+            batching.stop()
+
         # Drift: the window on the request path, the statistics at scrape time. Both servers
         # are scraped every 5 s (Prometheus' default here is 15 s): the cost is not understated.
         plain = ours({**base_env, "DRIFT_WINDOW_SIZE": "0"})
@@ -791,6 +803,13 @@ def _ratios(report: Report, costs: dict[str, float], cold: dict[str, float]) -> 
     if off and on:
         cost = 1 - on["req_s"] / off["req_s"]
         out["throughput cost of prediction logging"] = f"{cost:.1%} [<= 10%]"
+    for c in (16, 1):
+        off = report.find(OURS, "single, batching off", c)
+        on = report.find(OURS, "single, batching on", c)
+        if off and on:
+            out[f"adaptive batching, single c={c}: req/s on / off"] = (
+                f"{on['req_s'] / off['req_s']:.2f}x [-]"
+            )
     off = report.find(OURS, "single, drift off", 16)
     on = report.find(OURS, "single, drift on", 16)
     if off and on:

@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     serve_workers: int = Field(default=1, ge=1)
     serve_threads_per_worker: int = Field(default=1, ge=1)  # OpenMP/BLAS/onnxruntime threads
+    # single rows of concurrent requests share model calls (serving/batching.py)
+    adaptive_batching: bool = True
     model_retry_initial_seconds: float = Field(default=1.0, gt=0)
     model_retry_max_seconds: float = Field(default=30.0, gt=0)
     # every worker checks where MODEL_ALIAS points this often and swaps when it moved (0: never)

@@ -176,14 +176,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(UnscorableInput, unscorable_input)
     app.add_exception_handler(ModelNotReady, model_not_ready)
+    # The routes are tried in order on every request, each non-matching one costing about
+    # 1.5 µs: the scoring routes go first, the operations routes (probes, scrapes: a few
+    # requests a minute) after them, the documentation routes, which the app declares
+    # first, last.
+    scorer = RowScorer(services, record_model, settings.max_batch_size)
     app.include_router(prediction_router(services, record_model, batch_model))
+    app.include_router(open_inference_router(scorer))
+    app.include_router(mlflow_scoring_router(scorer))
     app.include_router(operations_router(services))
     app.include_router(admin_router(services))
-    scorer = RowScorer(services, record_model, settings.max_batch_size)
-    app.include_router(mlflow_scoring_router(scorer))
-    app.include_router(open_inference_router(scorer))
-    # Starlette tries the routes in order on every request: the documentation routes, which
-    # the app declares first, go last (about 8% of a single-row request's time, measured).
     app.router.routes[:] = [r for r in app.router.routes if r not in documentation]
     app.router.routes.extend(documentation)
     # Request counts and a latency histogram per route, nothing more: the instrumentator's

@@ -2,7 +2,8 @@
 the predictor call, the cache, the prediction log, the prediction metrics.
 
 The predictor runs inline on the event loop (an ONNX call takes microseconds; a threadpool hop
-would cost more than the call). The cache and prediction log are optional parts; the project
+would cost more than the call); the single rows of concurrent requests share model calls
+(`batching.py`). The cache and prediction log are optional parts; the project
 may have been generated without their modules.
 """
 
@@ -23,6 +24,7 @@ from ..drift.monitor import DriftMonitor
 from ..drift.profile import Profile
 from ..schema import CLASS_NAMES, FEATURES
 from ..settings import Settings
+from .batching import RowBatcher, Scores
 from .metrics import Metrics
 from .model_manager import ModelManager
 from .predictor import Predictor
@@ -86,7 +88,11 @@ class ScoringService:
     cache: Cache | None = None
     prediction_log: PredictionSink | None = None
     drift: DriftMonitor | None = None
-    _started: list[str] = field(default_factory=list)
+    batcher: RowBatcher | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        batching = self.settings.adaptive_batching
+        self.batcher = RowBatcher(self.metrics, self.settings.max_batch_size) if batching else None
 
     async def start(self) -> None:
         cache_module = optional_module("cache")
@@ -186,6 +192,11 @@ class ScoringService:
             ]
         )
 
+    async def _score_one(self, model: Predictor, record: dict[str, Any]) -> Scores:
+        if self.batcher is None:
+            return model.predict([record])
+        return await self.batcher.predict(model, record)
+
     async def predict_one(
         self, record: dict[str, Any], request_id: str, started: float
     ) -> tuple[Predictor, dict[str, Any], bool]:
@@ -198,18 +209,21 @@ class ScoringService:
             if cached is not None:
                 self._log(model, request_id, [normalized], [cached], started)
                 return model, cached, True
-        output = self._outputs(*model.predict([normalized]))[0]
+        output = self._outputs(*(await self._score_one(model, normalized)))[0]
         if self.cache is not None and key is not None:
             self.cache.set_later(key, output)
         self._log(model, request_id, [normalized], [output], started)
         return model, output, False
 
-    def predict_batch(
+    async def predict_batch(
         self, records: list[dict[str, Any]], request_id: str, started: float
     ) -> tuple[Predictor, list[dict[str, Any]]]:
         model = self.predictor()
         normalized = [model.normalize(r) for r in records]
-        outputs = self._outputs(*model.predict(normalized))
+        if len(normalized) == 1:  # a one-row batch is batched like a single row
+            outputs = self._outputs(*(await self._score_one(model, normalized[0])))
+        else:
+            outputs = self._outputs(*model.predict(normalized))
         self._log(model, request_id, normalized, outputs, started)
         return model, outputs
 

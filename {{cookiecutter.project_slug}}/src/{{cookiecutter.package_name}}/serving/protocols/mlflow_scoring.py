@@ -233,21 +233,7 @@ def rows_from_csv(body: bytes) -> Body:
 
 
 def mlflow_scoring_router(scorer: RowScorer) -> APIRouter:
-    router = APIRouter(tags=["MLflow scoring protocol"])
-
-    @router.get("/ping", responses={503: {"description": "No model loaded yet"}})
-    async def ping() -> Response:
-        """MLflow's health check: 200 once a model is loaded."""
-        try:
-            scorer.current()
-        except ModelNotReady as exc:
-            return _error(503, f"model not ready: {exc}", "TEMPORARILY_UNAVAILABLE")
-        return Response("\n", media_type="application/json")
-
-    @router.get("/version")
-    async def version() -> Response:
-        """The MLflow version, as `mlflow models serve` reports it."""
-        return Response(mlflow_version(), media_type="application/json")
+    router = APIRouter(tags=["MLflow scoring protocol"])  # the scoring route first: tried first
 
     @router.post(
         "/invocations",
@@ -281,7 +267,8 @@ def mlflow_scoring_router(scorer: RowScorer) -> APIRouter:
         body = await request.body()
         try:
             columns, rows, where = rows_from_csv(body) if kind == CSV else rows_from_json(body)
-            scored = scorer.score_columns(columns, rows, where, request.headers.get("x-request-id"))
+            request_id = request.headers.get("x-request-id")
+            scored = await scorer.score_columns(columns, rows, where, request_id)
         except InvalidRows as exc:
             return _error(400, str(exc))
         except UnscorableInput as exc:
@@ -294,5 +281,19 @@ def mlflow_scoring_router(scorer: RowScorer) -> APIRouter:
             media_type="application/json",
             headers={"x-model-version": scored.model_version},
         )
+
+    @router.get("/ping", responses={503: {"description": "No model loaded yet"}})
+    async def ping() -> Response:
+        """MLflow's health check: 200 once a model is loaded."""
+        try:
+            scorer.current()
+        except ModelNotReady as exc:
+            return _error(503, f"model not ready: {exc}", "TEMPORARILY_UNAVAILABLE")
+        return Response("\n", media_type="application/json")
+
+    @router.get("/version")
+    async def version() -> Response:
+        """The MLflow version, as `mlflow models serve` reports it."""
+        return Response(mlflow_version(), media_type="application/json")
 
     return router

@@ -306,7 +306,7 @@ def open_inference_router(scorer: RowScorer) -> APIRouter:
                 raise ProtocolError(400, _request_errors(exc)) from None
             outputs = _requested_outputs(parsed)
             columns = request_columns(parsed, scorer.max_rows)
-            scored = scorer.score_columns(
+            scored = await scorer.score_columns(
                 columns,
                 lambda: columns_to_rows(columns),
                 lambda i, field: f"input '{field}' element {i}",

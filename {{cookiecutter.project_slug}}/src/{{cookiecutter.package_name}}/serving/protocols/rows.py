@@ -126,11 +126,11 @@ class RowScorer:
             raise InvalidRows(describe_errors(exc, where)) from None
         return [record.model_dump() for record in records]
 
-    def score(self, records: list[dict[str, Any]], request_id: str | None = None) -> Scored:
+    async def score(self, records: list[dict[str, Any]], request_id: str | None = None) -> Scored:
         """Raises ModelNotReady, UnscorableInput."""
         started = time.perf_counter()
         request_id = request_id_from(request_id)
-        model, outputs = self.services.predict_batch(records, request_id, started)
+        model, outputs = await self.services.predict_batch(records, request_id, started)
         return Scored.from_outputs(model.name, model.version, outputs)
 
     def valid_columns(self, columns: Mapping[str, list[Any]]) -> dict[str, Any] | None:
@@ -180,7 +180,7 @@ class RowScorer:
             out[feature.name] = values
         return out
 
-    def score_columns(
+    async def score_columns(
         self,
         columns: Mapping[str, list[Any]] | None,
         rows: Callable[[], list[Any]],
@@ -194,7 +194,7 @@ class RowScorer:
         single = columns is not None and all(len(v) == 1 for v in columns.values())
         valid = self.valid_columns(columns) if columns is not None and not single else None
         if valid is None:
-            return self.score(self.validate(rows(), where), request_id)
+            return await self.score(self.validate(rows(), where), request_id)
         started = time.perf_counter()
         model, indices, probabilities = self.services.predict_columns(
             valid, request_id_from(request_id), started

@@ -68,7 +68,7 @@ def prediction_router(
         batch = many(await request.body(), request.headers.get("content-type"))
         request_id = _request_id(request)
         records = [r.model_dump() for r in batch.records]  # type: ignore[attr-defined]
-        model, outputs = services.predict_batch(records, request_id, started)
+        model, outputs = await services.predict_batch(records, request_id, started)
         return _answer(model, request_id, {"predictions": outputs})
 
     return router

@@ -1,0 +1,91 @@
+"""Adaptive batching of single rows: the rows of the requests that reach the model in the same
+turn of the event loop are scored in one model call, then each request goes on with its own
+row (the idea of Triton's dynamic batcher and MLServer's adaptive batching, without a wait).
+
+Why: under concurrent load the model call of a single row costs several times what it costs in
+a tight loop (the HTTP work between two calls leaves onnxruntime's code and the trees out of
+the CPU caches; measured in the server: 93 µs a call under load, 25 µs alone), and a call of
+eight rows costs about as much as a call of one. Nothing waits for rows to arrive: the batch is
+whatever queued while the other requests of this turn ran, so a lone request is scored at once
+(one loop turn later) and the batch grows only with the load.
+
+A request keeps the model it took: rows are grouped by model, so a swap between two requests
+of one turn scores each with its own. One row the model fails on fails its own request only:
+when a batch call raises, its rows are scored one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+from prometheus_client import Histogram
+
+from .metrics import Metrics
+from .predictor import Predictor
+
+# rows per model call (a power of two per bucket: where the load puts the batches)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+Scores = tuple[np.ndarray, np.ndarray]  # label indices [1], probabilities [1, n_classes]
+Queued = tuple[Predictor, dict[str, Any], "asyncio.Future[Scores]"]
+
+
+class RowBatcher:
+    def __init__(self, metrics: Metrics, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.rows_per_call = Histogram(
+            "model_batch_rows",
+            "Rows per model call of single-row requests (adaptive batching)",
+            buckets=BATCH_BUCKETS,
+            registry=metrics.registry,
+        )
+        self._queue: list[Queued] = []
+
+    async def predict(self, model: Predictor, record: dict[str, Any]) -> Scores:
+        """The scores of one normalized record, scored with `model` in one call with the
+        records queued by other requests of this loop turn."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Scores] = loop.create_future()
+        if not self._queue:
+            loop.call_soon(self._flush)  # after the requests this turn has already started
+        self._queue.append((model, record, future))
+        return await future
+
+    def _flush(self) -> None:
+        queue, self._queue = self._queue, []
+        by_model: dict[int, list[Queued]] = {}
+        for entry in queue:
+            by_model.setdefault(id(entry[0]), []).append(entry)
+        for entries in by_model.values():
+            for start in range(0, len(entries), self.max_rows):
+                self._score(entries[start : start + self.max_rows])
+
+    def _score(self, entries: list[Queued]) -> None:
+        model = entries[0][0]
+        self.rows_per_call.observe(len(entries))
+        try:
+            labels, probabilities = model.predict([record for _, record, _ in entries])
+        except Exception as exc:
+            if len(entries) > 1:  # find the row: each request gets its own verdict
+                for entry in entries:
+                    self._score([entry])
+                return
+            _settle(entries[0][2], exception=exc)
+            return
+        for i, (_, _, future) in enumerate(entries):
+            _settle(future, result=(labels[i : i + 1], probabilities[i : i + 1]))
+
+
+def _settle(
+    future: asyncio.Future[Scores],
+    result: Scores | None = None,
+    exception: BaseException | None = None,
+) -> None:
+    if future.done():  # the request was cancelled (its client went away) while queued
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
