@@ -17,7 +17,7 @@ from httpx import ASGITransport, AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }}.schema import CLASS_NAMES, FEATURES
-from {{ cookiecutter.package_name }}.serving.batching import RowBatcher
+from {{ cookiecutter.package_name }}.serving.batching import LONE_CALLS, PROBE_EVERY, RowBatcher
 from {{ cookiecutter.package_name }}.serving.metrics import Metrics
 from {{ cookiecutter.package_name }}.serving.predictor import Predictor
 from {{ cookiecutter.package_name }}.serving.registry import load_registered_model
@@ -103,6 +103,57 @@ def test_a_lone_row_is_scored_in_a_call_of_its_own(model: Predictor) -> None:
     [result] = concurrently(RowBatcher(Metrics(), 64), [(counting(model, calls), records(1)[0])])
     assert calls == [1]
     assert same_scores(result, alone(model, records(1)[0]))
+
+
+def lone_requests(batcher: RowBatcher, model: Predictor, n: int) -> None:
+    """n requests one after the other (concurrency 1)."""
+
+    async def main() -> None:
+        for record in records(n):
+            await batcher.predict(model, model.normalize(record))
+
+    asyncio.run(main())
+
+
+def scored_without_yielding(
+    batcher: RowBatcher, model: Predictor, record: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The request's scores when it got them without giving up its loop turn, else None."""
+    step = batcher.predict(model, model.normalize(record))
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return done.value
+    step.close()
+    return None
+
+
+def test_after_lone_calls_a_lone_row_is_scored_at_once(model: Predictor) -> None:
+    calls: list[int] = []
+    counted = counting(model, calls)
+    batcher = RowBatcher(Metrics(), 64)
+    lone_requests(batcher, counted, LONE_CALLS - 1)
+    assert batcher.queueing  # not yet: a few lone requests may be chance
+    lone_requests(batcher, counted, 1)
+    assert not batcher.queueing
+    scores = scored_without_yielding(batcher, counted, records(1)[0])
+    assert scores is not None and same_scores(scores, alone(model, records(1)[0]))
+    assert calls == [1] * (LONE_CALLS + 1)
+
+
+def test_a_burst_of_concurrent_requests_turns_queueing_back_on(model: Predictor) -> None:
+    calls: list[int] = []
+    counted = counting(model, calls)
+    batcher = RowBatcher(Metrics(), 64)
+    lone_requests(batcher, counted, LONE_CALLS)
+    assert not batcher.queueing
+    calls.clear()
+    batch = records(2 * PROBE_EVERY)
+    results = concurrently(batcher, [(counted, r) for r in batch])
+    assert batcher.queueing
+    assert max(calls) > 1 and sum(calls) == len(batch)  # the probe's queue found company
+    for record, result in zip(batch, results, strict=True):
+        assert same_scores(result, alone(model, record))
 
 
 def test_calls_hold_at_most_max_rows(model: Predictor) -> None:

@@ -6,8 +6,14 @@ Why: under concurrent load the model call of a single row costs several times wh
 a tight loop (the HTTP work between two calls leaves onnxruntime's code and the trees out of
 the CPU caches; measured in the server: 93 µs a call under load, 25 µs alone), and a call of
 eight rows costs about as much as a call of one. Nothing waits for rows to arrive: the batch is
-whatever queued while the other requests of this turn ran, so a lone request is scored at once
-(one loop turn later) and the batch grows only with the load.
+whatever queued while the other requests of this turn ran, so the batch grows only with the
+load.
+
+Queueing costs a lone request one loop turn (about 30 µs in the server, measured at
+concurrency 1), so the batcher queues only while it finds company: after `LONE_CALLS` one-row
+calls in a row it scores each row at once, and one request in `PROBE_EVERY` queues anyway, so
+the next burst of concurrent requests turns queueing back on (the requests of a turn join a
+queue that is open).
 
 A request keeps the model it took: rows are grouped by model, so a swap between two requests
 of one turn scores each with its own. One row the model fails on fails its own request only:
@@ -27,6 +33,8 @@ from .predictor import Predictor
 
 # rows per model call (a power of two per bucket: where the load puts the batches)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+LONE_CALLS = 8  # one-row queued calls in a row that turn queueing off
+PROBE_EVERY = 8  # while off, one request in this many queues to look for company
 
 Scores = tuple[np.ndarray, np.ndarray]  # label indices [1], probabilities [1, n_classes]
 Queued = tuple[Predictor, dict[str, Any], "asyncio.Future[Scores]"]
@@ -42,10 +50,18 @@ class RowBatcher:
             registry=metrics.registry,
         )
         self._queue: list[Queued] = []
+        self.queueing = True  # False: rows are scored at once (no company found lately)
+        self._lone = 0  # one-row queued calls in a row
+        self._unqueued = 0  # rows scored at once since queueing went off
 
     async def predict(self, model: Predictor, record: dict[str, Any]) -> Scores:
         """The scores of one normalized record, scored with `model` in one call with the
         records queued by other requests of this loop turn."""
+        if not self._queue and not self.queueing:
+            self._unqueued += 1
+            if self._unqueued % PROBE_EVERY:
+                self.rows_per_call.observe(1)
+                return model.predict([record])
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Scores] = loop.create_future()
         if not self._queue:
@@ -55,6 +71,12 @@ class RowBatcher:
 
     def _flush(self) -> None:
         queue, self._queue = self._queue, []
+        if len(queue) > 1:
+            self.queueing, self._lone = True, 0
+        else:
+            self._lone += 1
+            if self._lone >= LONE_CALLS:
+                self.queueing, self._lone, self._unqueued = False, 0, 0
         by_model: dict[int, list[Queued]] = {}
         for entry in queue:
             by_model.setdefault(id(entry[0]), []).append(entry)
