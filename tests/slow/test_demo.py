@@ -44,6 +44,10 @@ def check_bench(project: Path, report: Path) -> None:
             ("ours", "batch 64", 4),
             ("ours", "single, logging off", 16),
             ("ours", "single, logging on", 16),
+            ("ours", "single, batching off", 16),
+            ("ours", "single, batching on", 16),
+            ("ours", "single, batching off", 1),
+            ("ours", "single, batching on", 1),
             ("ours", "single, drift off", 16),
             ("ours", "single, drift on", 16),
             ("ours", "single, polling off", 16),
@@ -72,6 +76,7 @@ def check_bench(project: Path, report: Path) -> None:
         assert data["model_call_us"]["onnx_1"] > 0 and data["model_call_us"]["native_1"] > 0
         assert "throughput cost of prediction logging" in data["summary"]
         assert "throughput cost of polling the alias every 1 s" in data["summary"]
+        assert "adaptive batching, single c=16: req/s on / off" in data["summary"]
         runs = data["scoring"]["runs"]  # batch scoring next to /predict/batch
         assert [r["rows"] for r in runs] == [2000, 20000, 20000]
         assert all(r["rows_per_second"] > 0 and r["peak_rss_mb"] > 0 for r in runs), runs
