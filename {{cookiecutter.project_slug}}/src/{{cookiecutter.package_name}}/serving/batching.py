@@ -55,8 +55,8 @@ class RowBatcher:
         self._unqueued = 0  # rows scored at once since queueing went off
 
     async def predict(self, model: Predictor, record: dict[str, Any]) -> Scores:
-        """The scores of one normalized record, scored with `model` in one call with the
-        records queued by other requests of this loop turn."""
+        """The scores of one normalized record, scored with `model`: in one call with the
+        records of the other requests of this loop turn, or at once while queueing is off."""
         if not self._queue and not self.queueing:
             self._unqueued += 1
             if self._unqueued % PROBE_EVERY:
@@ -94,20 +94,9 @@ class RowBatcher:
                 for entry in entries:
                     self._score([entry])
                 return
-            _settle(entries[0][2], exception=exc)
+            if not entries[0][2].done():
+                entries[0][2].set_exception(exc)
             return
         for i, (_, _, future) in enumerate(entries):
-            _settle(future, result=(labels[i : i + 1], probabilities[i : i + 1]))
-
-
-def _settle(
-    future: asyncio.Future[Scores],
-    result: Scores | None = None,
-    exception: BaseException | None = None,
-) -> None:
-    if future.done():  # the request was cancelled (its client went away) while queued
-        return
-    if exception is not None:
-        future.set_exception(exception)
-    else:
-        future.set_result(result)  # type: ignore[arg-type]
+            if not future.done():  # done: cancelled while queued (its client went away)
+                future.set_result((labels[i : i + 1], probabilities[i : i + 1]))
