@@ -145,7 +145,9 @@ class Settings(BaseSettings):
     # --- serving ----------------------------------------------------------------------------
     max_batch_size: int = Field(default=1000, ge=1)
     unknown_category: Literal["reject", "unknown"] = "reject"
-    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)  # also once decompressed
+    # the whole request body must arrive within this, else 408 (serving/request_bodies.py)
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0)
     serve_workers: int = Field(default=1, ge=1)
     serve_threads_per_worker: int = Field(default=1, ge=1)  # OpenMP/BLAS/onnxruntime threads
     # single rows of concurrent requests share model calls (serving/batching.py)
