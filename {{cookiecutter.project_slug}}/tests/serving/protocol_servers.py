@@ -35,13 +35,16 @@ def _wait(process: subprocess.Popen[bytes], url: str, timeout: float) -> None:
 
 
 @contextmanager
-def _process(command: list[str], env: dict[str, str], cwd: Path, ready_url: str) -> Iterator[None]:
+def _process(
+    command: list[str], env: dict[str, str], cwd: Path, ready_url: str, log: Path | None = None
+) -> Iterator[None]:
+    output = log.open("wb") if log else None
     process = subprocess.Popen(
         command,
         cwd=cwd,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
         start_new_session=True,  # its workers stop with it
     )
     try:
@@ -54,6 +57,8 @@ def _process(command: list[str], env: dict[str, str], cwd: Path, ready_url: str)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        if output:
+            output.close()
 
 
 def _clean_env(**values: str) -> dict[str, str]:
@@ -64,8 +69,11 @@ def _clean_env(**values: str) -> dict[str, str]:
 
 
 @contextmanager
-def our_server(model: Any, workdir: Path, **settings: str) -> Iterator[str]:
-    """`{{ cookiecutter.package_name }} serve` on `model` (a RegisteredModel); yields its base URL."""
+def our_server(
+    model: Any, workdir: Path, log: Path | None = None, **settings: str
+) -> Iterator[str]:
+    """`{{ cookiecutter.package_name }} serve` on `model` (a RegisteredModel); yields its base URL. Its
+    output (warnings and errors) goes to `log` when given."""
     port = free_port()
     env = _clean_env(
         PROJECT_ROOT=str(workdir),
@@ -78,7 +86,7 @@ def our_server(model: Any, workdir: Path, **settings: str) -> Iterator[str]:
     command = [sys.executable, "-m", PACKAGE, "serve", "--port", str(port), "--workers", "1"]
     command += ["--log-level", "warning"]
     url = f"http://127.0.0.1:{port}"
-    with _process(command, env, workdir, f"{url}/ready"):
+    with _process(command, env, workdir, f"{url}/ready", log):
         yield url
 
 

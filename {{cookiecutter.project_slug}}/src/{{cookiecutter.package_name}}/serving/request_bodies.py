@@ -217,7 +217,9 @@ class RequestBodies:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     @staticmethod
-    async def _answer(scope: Scope, send: Send, status: int, reason: str, close: bool = False) -> None:
+    async def _answer(
+        scope: Scope, send: Send, status: int, reason: str, close: bool = False
+    ) -> None:
         content = error_body(scope["path"], reason)
         headers = [
             (b"content-type", b"application/json"),
