@@ -31,10 +31,10 @@ PROJECTS = {
 # and download.pytorch.org (the project's own index) is not reachable from CI.
 TORCH_PIN = "torch==2.13.0"
 # Suites of the generated project that exercise no framework-specific code (protocol adapters,
-# alias polling, the docs page, DVC mechanics, distributed tuning's heartbeat, the drift report,
-# batch scoring's streaming): they run in full in the default project; the other frameworks run
-# everything else (training, export, parity, the API on their model). Keeps the tier's wall
-# time within CI's budget on 2 cores.
+# alias polling, the docs page, request-body decoding, DVC mechanics, the pipeline benchmark,
+# distributed tuning's heartbeat, the drift report, batch scoring's streaming): they run in full
+# in the default project; the other frameworks run everything else (training, export, parity,
+# the API on their model). Keeps the tier's wall time within CI's budget on 2 cores.
 FRAMEWORK_INDEPENDENT = (
     "tests/serving/test_mlflow_protocol.py",
     "tests/serving/test_open_inference.py",
@@ -45,7 +45,9 @@ FRAMEWORK_INDEPENDENT = (
     "tests/serving/test_fuzz.py",
     "tests/serving/test_columnar_path.py",
     "tests/serving/test_route_names.py",
+    "tests/serving/test_request_bodies.py",
     "tests/pipeline/test_dvc.py",
+    "tests/pipeline/test_bench_pipeline.py",
     "tests/pipeline/test_tune_workers.py",
     "tests/test_object_storage.py",
     "tests/pipeline/test_tune_apply.py",
