@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from {{ cookiecutter.package_name }}.serving.request_bodies import Inflater, Rejected
+
 from .test_mlflow_protocol import sample_records
 from .test_open_inference import NUMPY, tensors
 
@@ -90,6 +92,25 @@ def test_unknown_encoding_is_415_naming_it(app_client: TestClient, registered_mo
 def test_broken_gzip_is_400(app_client: TestClient, body: bytes, reason: str) -> None:
     response = app_client.post("/predict", content=body, headers=_headers("gzip"))
     assert response.status_code == 400 and reason in response.json()["message"], response.text
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw deflate"])
+def test_a_body_split_anywhere_decodes_the_same(encoding: str) -> None:
+    """However the network cuts the encoded body, the same bytes come out: a byte at a time, the
+    zlib header split, output crossing the decoder's steps, several gzip members."""
+    data = json.dumps({"records": RECORDS * 400}).encode()  # several of the decoder's steps
+    encoded = ENCODERS[encoding](data)
+    if encoding == "gzip":
+        encoded, data = encoded + ENCODERS["gzip"](b"[]"), data + b"[]"
+    for size in (1, 2, 3, 1000, len(encoded)):
+        inflater = Inflater(_headers(encoding)["content-encoding"].encode(), len(data))
+        parts: list[bytes] = []
+        for start in range(0, len(encoded), size):
+            parts += inflater.feed(encoded[start : start + size])
+        assert b"".join(parts + inflater.finish()) == data, size
+    with pytest.raises(Rejected) as over:
+        Inflater(b"gzip", len(data) - 1).feed(ENCODERS["gzip"](data))
+    assert over.value.status == 413
 
 
 def test_zip_bomb_is_413_in_flat_memory(app_client: TestClient) -> None:

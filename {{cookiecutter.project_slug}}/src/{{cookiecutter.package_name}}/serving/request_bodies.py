@@ -58,6 +58,7 @@ class Inflater:
         self.coding = coding.decode()
         self.limit = limit
         self.size = 0
+        self._fed = 0
         self._wbits = CODINGS[coding]
         self._head = b""  # deflate: held until the first two bytes say zlib or raw
         self._stream: zlib._Decompress | None = None
@@ -65,6 +66,7 @@ class Inflater:
             self._stream = zlib.decompressobj(self._wbits)
 
     def feed(self, data: bytes) -> list[bytes]:
+        self._fed += len(data)
         if self._stream is None:
             self._head += data
             if len(self._head) < 2:
@@ -75,33 +77,35 @@ class Inflater:
             self._stream = zlib.decompressobj(self._wbits if is_zlib else -zlib.MAX_WBITS)
         out: list[bytes] = []
         try:
-            while data:
+            while True:
                 # One byte past the limit tells it is exceeded; pieces of at most STEP bytes,
                 # as one large piece costs twice its size while zlib fills it.
-                room = self.limit - self.size + 1
-                piece = self._stream.decompress(data, min(room, STEP))
+                wanted = min(self.limit - self.size + 1, STEP)
+                piece = self._stream.decompress(data, wanted)
                 self.size += len(piece)
                 if self.size > self.limit:
                     raise Rejected(413, f"request body over {self.limit} bytes once decompressed")
                 out.append(piece)
-                if not self._stream.eof:
-                    data = self._stream.unconsumed_tail
-                elif data := self._stream.unused_data:
+                if self._stream.eof:
+                    if not (data := self._stream.unused_data):
+                        break
                     if self.coding == "deflate":
                         raise Rejected(400, "invalid deflate body: data after its end")
                     self._stream = zlib.decompressobj(self._wbits)  # gzip: another member
+                    continue
+                data = self._stream.unconsumed_tail
+                if not data and len(piece) < wanted:  # a full piece may leave output pending
+                    break
         except zlib.error as error:
             raise Rejected(400, f"invalid {self.coding} body: {error}") from None
         return out
 
     def finish(self) -> list[bytes]:
+        if not self._fed:  # an empty body: nothing was encoded
+            return []
         if self._stream is None or not self._stream.eof:
             raise Rejected(400, f"invalid {self.coding} body: truncated")
-        out = [self._stream.flush()]
-        self.size += len(out[0])
-        if self.size > self.limit:
-            raise Rejected(413, f"request body over {self.limit} bytes once decompressed")
-        return out
+        return []
 
 
 def error_body(path: str, reason: str) -> bytes:
