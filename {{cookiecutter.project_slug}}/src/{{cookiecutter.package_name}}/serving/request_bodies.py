@@ -4,7 +4,7 @@
   body is inflated a piece at a time, never past `max_bytes` + 1 bytes (a zip bomb costs at
   most that much memory).
 * `Content-Encoding`: `gzip` and `deflate` (zlib, or the raw deflate some clients send) are
-  decoded, `identity` is nothing; any other is a 415 naming it.
+  decoded, `identity` is nothing; any other, or two codings, is a 415 naming them.
 * A leading UTF-8 byte-order mark is dropped (`mlflow models serve` accepts it too), except
   from binary bodies, whose leading JSON header's length the client declares.
 * The whole body must arrive within `timeout_seconds`, else 408 and the connection is closed:
@@ -12,7 +12,8 @@
 * A client that hangs up mid-body is answered 499 (nginx's convention, nobody reads it) so the
   request metrics count a client error, and logged in one line.
 
-The routes then see a complete, decoded body with a matching `Content-Length`.
+The routes then see the complete body, decoded: without `Content-Encoding`, with its own
+`Content-Length`.
 """
 
 from __future__ import annotations
@@ -186,11 +187,10 @@ class RequestBodies:
             elif name == b"content-encoding":
                 codings = [c.strip().lower() for c in value.split(b",")]
                 codings = [c for c in codings if c and c != b"identity"]
-                unknown = [c for c in codings if c not in CODINGS]
-                if unknown or len(codings) > 1:
-                    named = (unknown or codings)[0].decode("latin-1")
-                    detail = "is not supported" if unknown else "twice is not supported"
-                    raise Rejected(415, f"Content-Encoding {named!r} {detail} ({SPOKEN} are)")
+                if len(codings) > 1 or any(c not in CODINGS for c in codings):
+                    named = b", ".join(codings).decode("latin-1")
+                    reason = f"Content-Encoding {named!r} is not supported (one of {SPOKEN})"
+                    raise Rejected(415, reason)
                 if codings:
                     inflater = Inflater(codings[0], self.max_bytes)
             elif name in BINARY_HEADERS or (
