@@ -19,6 +19,7 @@ PACKAGE = __package__ or "{{ cookiecutter.package_name }}"
 # command -> (module relative to the package, help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("data.generate", "write the synthetic example dataset"),
+    "schema": ("data.infer_schema", "infer schema.py from your CSV/Parquet file; data.raw -> it"),
     "prepare": ("pipeline.prepare", "validate raw data and split train/test"),
     "train": ("pipeline.train", "train, log to MLflow and register a new version"),
     "evaluate": ("pipeline.evaluate", "evaluate a model version on the test split"),

@@ -16,6 +16,7 @@ class Feature:
     minimum: float | None = None
     maximum: float | None = None
     categories: tuple[str, ...] = ()
+    nullable: bool = False
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -77,6 +78,7 @@ FEATURES: tuple[Feature, ...] = (
 )
 TARGET = "is_fraud"
 CLASS_NAMES = ("legit", "fraud")
+TASK = "binary"
 
 NUMERIC_FEATURES = tuple(f.name for f in FEATURES if f.kind == "numeric")
 CATEGORICAL_FEATURES = tuple(f.name for f in FEATURES if f.kind == "categorical")
