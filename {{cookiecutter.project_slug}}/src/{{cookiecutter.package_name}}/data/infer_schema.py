@@ -570,6 +570,7 @@ def _place(data: Path, root: Path) -> tuple[Path, bool]:
 
 def run(args: argparse.Namespace) -> int:
     root = args.params.resolve().parent
+    args.data = args.data.expanduser()  # `make schema DATA=~/x.csv` reaches us unexpanded
     try:
         load_params(args.params)  # a missing params.yaml is the wrong working directory
         declared = read_declared(args.schema)
