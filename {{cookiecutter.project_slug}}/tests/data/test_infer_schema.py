@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.data.infer_schema import bounds
 
 from ..conftest import PROJECT_ROOT
 
@@ -128,10 +129,10 @@ def test_inferred_schema_declares_the_tables_columns(
         span = values.max() - values.min()
         # the observed range widened by 10% of its width each side (rounded outward), never
         # below 0 when nothing was negative
-        widened = values.min() - 0.1 * span
+        margin = 0.1 * span if feature.dtype == "float" else np.floor(0.1 * span)
+        widened = values.min() - margin
         assert feature.minimum <= (max(widened, 0) if values.min() >= 0 else widened)
-        assert feature.maximum >= values.max() + 0.1 * span
-        assert feature.maximum <= values.max() + 0.3 * span
+        assert values.max() + margin <= feature.maximum <= values.max() + 0.3 * span
     assert age.minimum >= 0 and dose.minimum >= 0 and delta.minimum < 0
     assert float(age.minimum).is_integer() and float(age.maximum).is_integer()
     assert features["größe"].categories == ("groß", "klein", "mittel")
@@ -142,6 +143,24 @@ def test_inferred_schema_declares_the_tables_columns(
     assert f"data/raw/patients{suffix}" in (project / "params.yaml").read_text(encoding="utf-8")
     printed = capsys.readouterr().out
     assert "'dose mg/kg'" in printed and "nullable" in printed and "'remission'" in printed
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "dtype", "declared"),
+    [
+        (6.981, 28.11, "float", (4, 31)),  # margin 2.1: whole numbers
+        (-3.2, 4.1, "float", (-4.0, 4.9)),  # margin 0.73: tenths, negative stays negative
+        (0.05, 0.16, "float", (0.03, 0.18)),  # margin 0.011: hundredths
+        (143.5, 2501, "float", (0, 2800)),  # no negative value: never below 0
+        (18, 90, "int", (11, 97)),  # margin 7.2 -> 7
+        (0, 1, "int", (0, 1)),  # a flag keeps its range
+        (0, 6, "int", (0, 6)),
+    ],
+)
+def test_bounds_widen_the_observed_range(
+    low: float, high: float, dtype: str, declared: tuple[float, float]
+) -> None:
+    assert bounds(low, high, dtype) == pytest.approx(declared)
 
 
 def test_rerun_writes_the_same_file_and_keeps_what_was_edited_by_hand(project: Path) -> None:

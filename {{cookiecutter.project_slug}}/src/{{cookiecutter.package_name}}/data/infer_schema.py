@@ -4,16 +4,8 @@ Reads a CSV or Parquet file, decides per column what `schema.py` declares (numer
 categorical, dtype, bounds, categories, blanks) and the target's classes for the project's task
 (`TASK` in `schema.py`, never changed here), then rewrites `FEATURES`, `TARGET`, `CLASS_NAMES`
 and `TASK` in `schema.py` (the rest of the file stays as it is), points `params.yaml`
-`data.raw` at the file and `dvc add`s it. The rules, stated once here and in
-docs/own-data.md:
-
-- bounds: the observed range widened on each side by `MARGIN` (10%) of its width, rounded
-  outward to a round number; a column with no negative value keeps a minimum of at least 0;
-- int when every value is a whole number written without a decimal point (CSV) or the column
-  is an integer column (Parquet), else float;
-- a categorical column has at most `MAX_LEVELS` (50) levels, and when it has at least
-  `ID_LEVELS` (10), distinct values in at most half of its filled rows;
-- a column with a blank (an empty CSV cell, a Parquet null) is `nullable=True`.
+`data.raw` at the file and `dvc add`s it. The rules (margin, dtype, levels, blanks) are the
+constants and docstrings below; docs/own-data.md teaches them.
 
 A file the rules refuse leaves every file as it was, with one line on stderr naming the column
 and the fix.
@@ -187,12 +179,15 @@ def _round_outward(low: float, high: float, step: float) -> tuple[float, float]:
 
 def bounds(observed_low: float, observed_high: float, dtype: str) -> tuple[float, float]:
     """The declared bounds: the observed range widened by MARGIN of its width on each side,
-    rounded outward (to the margin's leading decimal place; whole numbers for int), with no
-    negative minimum for a column that had no negative value."""
+    rounded outward (to the margin's leading decimal place), with no negative minimum for a
+    column that had no negative value. For int the margin is a whole number, rounded down: a
+    0/1 flag or a 0-6 weekday keeps its range."""
     margin = MARGIN * (observed_high - observed_low)
-    step = 10.0 ** math.floor(math.log10(margin))
     if dtype == "int":
-        step = max(step, 1.0)
+        margin = math.floor(margin)
+        if margin == 0:
+            return observed_low, observed_high
+    step = 10.0 ** math.floor(math.log10(margin))
     low, high = _round_outward(observed_low - margin, observed_high + margin, step)
     if observed_low >= 0:
         low = max(low, 0.0)
