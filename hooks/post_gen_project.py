@@ -43,6 +43,7 @@ REMOVE_WHEN: dict[tuple[str, Any], tuple[str, ...]] = {
     ("use_redis_cache", False): (
         "src/{pkg}/serving/cache.py",
         "tests/serving/test_cache.py",
+        "deploy/k8s/base/files/redis-start.sh",
     ),
     ("use_prediction_logging", False): (
         "src/{pkg}/db",
