@@ -28,7 +28,8 @@ from .secret_policy import MIN_LENGTH, weakness
 
 PACKAGE_NAME = "{{ cookiecutter.package_name }}"
 PROJECT_MARKERS = ("dvc.yaml", "pyproject.toml")
-# PRODUCTION=true: every secret below must pass secret_policy (no placeholder, >= 24 characters).
+# PRODUCTION=true: every secret below must pass secret_policy (no placeholder, >= 24 characters,
+# not guessable: no repeats, runs or common words with digits).
 # Refused even when absent: the admin routes have no other credential.
 REQUIRED_SECRETS = ("admin_token",)
 # Checked when given: credentials the clients read themselves (libpq: PGPASSWORD, which the
