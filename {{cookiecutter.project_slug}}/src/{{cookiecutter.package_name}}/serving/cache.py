@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..redaction import describe
 from ..schema import CLASS_NAMES
 from ..settings import Settings
 from .metrics import Metrics
@@ -69,7 +70,7 @@ class PredictionCache:
 
     def _failed(self, exc: BaseException) -> None:
         self.lookups.labels(result="error").inc()
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        error = describe(exc)
         if self.last_error is None:
             log.warning("Redis cache unavailable, serving without it: %s", error)
         self.last_error = error
@@ -131,7 +132,7 @@ class PredictionCache:
         try:
             await asyncio.wait_for(self.client.ping(), self.timeout)
         except Exception as exc:
-            return f"down: {type(exc).__name__}: {exc}"
+            return f"down: {describe(exc)}"
         return "ok"
 
     async def close(self) -> None:
