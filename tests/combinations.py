@@ -114,6 +114,8 @@ CONDITIONAL_FILES: dict[str, Callable[[Answers], bool]] = {
     "src/{pkg}/models/torch_model.py": lambda a: a["model_framework"] == "pytorch",
     "src/{pkg}/serving/cache.py": lambda a: a["use_redis_cache"],
     "tests/serving/test_cache.py": lambda a: a["use_redis_cache"],
+    "tests/serving/test_cache_integrity.py": lambda a: a["use_redis_cache"],
+    "deploy/k8s/base/files/redis-start.sh": lambda a: a["use_redis_cache"],
     "src/{pkg}/db/": lambda a: a["use_prediction_logging"],
     "tests/db/": lambda a: a["use_prediction_logging"],
     "src/{pkg}/serving/prediction_log.py": lambda a: a["use_prediction_logging"],
