@@ -44,6 +44,7 @@ REMOVE_WHEN: dict[tuple[str, Any], tuple[str, ...]] = {
         "src/{pkg}/serving/cache.py",
         "tests/serving/test_cache.py",
         "tests/serving/test_cache_integrity.py",
+        "tests/serving/test_redis_credentials.py",
         "deploy/k8s/base/files/redis-start.sh",
     ),
     ("use_prediction_logging", False): (

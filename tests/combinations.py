@@ -115,6 +115,7 @@ CONDITIONAL_FILES: dict[str, Callable[[Answers], bool]] = {
     "src/{pkg}/serving/cache.py": lambda a: a["use_redis_cache"],
     "tests/serving/test_cache.py": lambda a: a["use_redis_cache"],
     "tests/serving/test_cache_integrity.py": lambda a: a["use_redis_cache"],
+    "tests/serving/test_redis_credentials.py": lambda a: a["use_redis_cache"],
     "deploy/k8s/base/files/redis-start.sh": lambda a: a["use_redis_cache"],
     "src/{pkg}/db/": lambda a: a["use_prediction_logging"],
     "tests/db/": lambda a: a["use_prediction_logging"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import functools
 import importlib
+import ipaddress
 import json
 import re
 import secrets
@@ -616,6 +617,39 @@ def test_the_external_secret_schema_refuses_what_the_api_server_would(
     assert any("'name' was unexpected" in e for e in kserve_crd.errors(unknown, schema))
 
 
+# Workloads whose network labels differ from their Compose service's networks, and why.
+NETWORK_EXCEPTIONS = {
+    # Compose keeps artifacts on a volume; on Kubernetes MLflow reaches the object store.
+    "mlflow": {"frontend"},
+}
+# Compose networks that only carry published ports: a Service does that on Kubernetes.
+PUBLISHING_ONLY = {"published"}
+METADATA = ("169.254.169.254", "fd00:ec2::254")
+
+
+def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
+    wanted = policy["podSelector"].get("matchLabels", {})
+    return wanted.items() <= labels.items()
+
+
+def _reaches_metadata(rule: dict[str, Any]) -> bool:
+    """Whether an egress rule lets a pod reach the cloud metadata address."""
+    if "to" not in rule:
+        return True  # {} or ports only: every address
+    for peer in rule["to"]:
+        block = peer.get("ipBlock")
+        if block is None:
+            continue
+        network = ipaddress.ip_network(block["cidr"])
+        for address in METADATA:
+            inside = ipaddress.ip_address(address)
+            if inside.version != network.version or inside not in network:
+                continue
+            if not any(inside in ipaddress.ip_network(e) for e in block.get("except", [])):
+                return True
+    return False
+
+
 def test_network_labels_mirror_compose_networks(project: Project) -> None:
     docs = project.render("jobs/dev/train") + project.render("jobs/dev/tune")
     for doc, _spec in workloads(docs):
@@ -631,7 +665,8 @@ def test_network_labels_mirror_compose_networks(project: Project) -> None:
             assert networks == {"backend"}
             continue
         service = project.compose["services"][COMPOSE_SERVICE[name]]
-        assert networks == set(service["networks"]), name
+        expected = set(service["networks"]) - PUBLISHING_ONLY | NETWORK_EXCEPTIONS.get(name, set())
+        assert networks == expected, name
     internal = {
         n for n, spec in project.compose["networks"].items() if (spec or {}).get("internal")
     }
@@ -643,14 +678,43 @@ def test_network_labels_mirror_compose_networks(project: Project) -> None:
         assert egress == [
             {"to": [{"podSelector": {"matchLabels": {f"compose-network/{network}": "true"}}}]}
         ]
-    for network in set(project.compose["networks"]) - internal:
-        assert policies[network]["egress"] == [{}]
+    for network in set(project.compose["networks"]) - internal - PUBLISHING_ONLY:
+        # The way out reaches any address but the cloud metadata service's.
+        assert policies[network]["egress"] and not any(
+            _reaches_metadata(rule) for rule in policies[network]["egress"]
+        ), network
     # From outside, only the serving port (the port every Compose file publishes for serving).
     opened = [
         p for p in policies.values() if any("from" not in rule for rule in p.get("ingress", []))
     ]
     assert opened == [policies["serving"]]
     assert policies["serving"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
+
+
+def test_serving_egress_reaches_only_its_dependencies(project: Project) -> None:
+    """The serving pods (Deployment or KServe predictor) may send to the stack's backend pods,
+    DNS and, in prod, the database port: nothing else, cloud metadata included."""
+    for rel in ("overlays/dev", "overlays/prod", "overlays/prod-kserve"):
+        docs = project.render(rel)
+        policies = [d["spec"] for d in docs if d["kind"] == "NetworkPolicy"]
+        (labels,) = [
+            d["spec"]["template"]["metadata"]["labels"] if d["kind"] == "Deployment"
+            else d["spec"]["predictor"]["labels"]
+            for d in docs
+            if d["metadata"]["name"] == "serving"
+            and d["kind"] in ("Deployment", "InferenceService")
+        ]  # fmt: skip
+        rules = [
+            rule for p in policies if "Egress" in p["policyTypes"] and _selects(p, labels)
+            for rule in p.get("egress", [])
+        ]  # fmt: skip
+        assert rules, rel
+        for rule in rules:
+            assert not _reaches_metadata(rule) or rule.get("ports") == [
+                {"protocol": "TCP", "port": 5432}
+            ], (rel, rule)
+            for peer in rule.get("to", []):
+                assert "ipBlock" not in peer, (rel, rule)
 
 
 def _quantity(compose: str) -> str:
