@@ -231,6 +231,11 @@ def test_no_secret_in_any_argv_and_the_admin_token_in_no_environment(flow: Flow)
     environ = flow.exec("serving", "sh", "-c", "cat /proc/[0-9]*/environ | tr '\\0' '\\n'")
     assert values["admin_token"] not in environ
     assert "ADMIN_TOKEN_FILE=/run/secrets/admin_token" in environ
+    # Serving reads the Redis password and the cache's HMAC key itself: neither is in any
+    # process's environment, REDIS_URL included.
+    for name in ("redis_password", "cache_hmac_key"):
+        if name in values:
+            assert values[name] not in environ, name
 
 
 # --- least privilege ------------------------------------------------------------------------
