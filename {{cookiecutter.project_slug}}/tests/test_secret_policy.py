@@ -27,7 +27,7 @@ LOW_ENTROPY = {
     "qwertyuiopasdfghjklzxcvbnm12": "mostly an alphabet or keyboard run",
     "Summer2024!Winter2024!Dragon": "common words with digits",
     "Password2024!Password2025!": "common words with digits",
-    "aaaaaaaaaaaabbbbbbbbbbbbcc": "too little variety (under 64 bits estimated)",
+    "aaaaaaaaaaaabbbbbbbbbbbbcc": "too little variety (under 48 bits estimated)",
 }
 
 
