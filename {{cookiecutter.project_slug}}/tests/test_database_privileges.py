@@ -21,6 +21,7 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 from tests.conftest import require_env
+from tests.serving.private_services import missing_binary
 
 SCRIPT = Path(__file__).resolve().parents[1] / "docker" / "postgres" / "create-databases.sh"
 LOCK = 0x6D6C636F  # any constant: one test of this kind at a time per server
@@ -30,7 +31,8 @@ DATABASES = ("mlflow", "mlflow_auth", "optuna")
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[dict[str, str]]:
-    assert shutil.which("psql"), "psql (the Postgres client) runs the init script"
+    if not shutil.which("psql"):  # the client the init script runs
+        missing_binary("psql", "postgresql-client")
     url = make_url(require_env("TEST_POSTGRES_URL"))
     conninfo = {
         "host": url.host or "127.0.0.1",

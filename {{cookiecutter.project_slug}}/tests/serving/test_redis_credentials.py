@@ -18,15 +18,14 @@ from {{ cookiecutter.package_name }}.serving.metrics import Metrics
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from ..conftest import PROJECT_ROOT
-from .private_services import free_port, wait_for_port
+from .private_services import free_port, missing_binary, wait_for_port
 
 PASSWORD = "Vb7qL2xT9mN4kR8wZ3cH6pJ1"
 
 
 @pytest.fixture
 def protected_redis(tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed"
+    binary = shutil.which("redis-server") or missing_binary("redis-server", "redis-server")
     port = free_port()
     # The password on stdin (a config file), not in argv.
     process = subprocess.Popen(
