@@ -43,6 +43,9 @@ REMOVE_WHEN: dict[tuple[str, Any], tuple[str, ...]] = {
     ("use_redis_cache", False): (
         "src/{pkg}/serving/cache.py",
         "tests/serving/test_cache.py",
+        "tests/serving/test_cache_integrity.py",
+        "tests/serving/test_redis_credentials.py",
+        "deploy/k8s/base/files/redis-start.sh",
     ),
     ("use_prediction_logging", False): (
         "src/{pkg}/db",
@@ -74,6 +77,7 @@ SECRET_KEYS = (
     "MIGRATE_DB_PASSWORD",
     "SERVING_DB_PASSWORD",
     "REDIS_PASSWORD",
+    "CACHE_HMAC_KEY",
     "ADMIN_TOKEN",
     "MLFLOW_ADMIN_PASSWORD",
     "MLFLOW_TRAINING_PASSWORD",

@@ -1,5 +1,6 @@
-"""KServe's InferenceService CRD schema (tests/schemas, vendored: no package ships it and no
-cluster runs here), applied as strictly as the API server's strict field validation."""
+"""CRD schemas vendored in tests/schemas (KServe's InferenceService, the External Secrets
+Operator's ExternalSecret: no package ships them and no cluster runs here), applied as strictly
+as the API server's strict field validation."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 
 import jsonschema
 
-SCHEMA = Path(__file__).parent / "schemas" / "kserve-inferenceservice-v1beta1.json.gz"
+SCHEMAS = Path(__file__).parent / "schemas"
+SCHEMA = SCHEMAS / "kserve-inferenceservice-v1beta1.json.gz"
+EXTERNAL_SECRET = SCHEMAS / "external-secrets-externalsecret-v1.json.gz"
 
 
 def _strict(node: Any) -> Any:
@@ -35,14 +38,15 @@ def _strict(node: Any) -> Any:
 
 
 @functools.cache
-def validator() -> jsonschema.Draft7Validator:
-    schema = json.loads(gzip.decompress(SCHEMA.read_bytes()))
+def validator(path: Path = SCHEMA) -> jsonschema.Draft7Validator:
+    schema = json.loads(gzip.decompress(path.read_bytes()))
     return jsonschema.Draft7Validator(_strict(schema))
 
 
-def errors(doc: dict[str, Any]) -> list[str]:
+def errors(doc: dict[str, Any], schema: Path = SCHEMA) -> list[str]:
     """One line per violation, with the path of the offending field."""
+    found = validator(schema).iter_errors(doc)
     return [
         f"{'.'.join(map(str, error.absolute_path)) or '(root)'}: {error.message[:200]}"
-        for error in sorted(validator().iter_errors(doc), key=lambda e: list(map(str, e.path)))
+        for error in sorted(found, key=lambda e: list(map(str, e.path)))
     ]

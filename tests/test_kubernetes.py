@@ -1,6 +1,7 @@
-"""deploy/k8s of a generated project: every kustomization renders with kubectl, validates strictly
-against the schemas of a current Kubernetes release (the InferenceService against KServe's CRD
-schema, tests/schemas), passes checkov, and says what compose.yaml,
+"""deploy/k8s of a generated project: every kustomization renders with plain kustomize (kubectl's,
+default load restrictions: what Argo CD and Flux run), validates strictly against the schemas of
+a current Kubernetes release (the InferenceService and ExternalSecrets against their CRD
+schemas, tests/schemas), passes checkov, and says what compose.yaml,
 the Dockerfile and the Settings object say (names, ports, probe paths, images, secrets), read
 from those files so the two stacks cannot drift.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import functools
 import importlib
+import ipaddress
 import json
 import re
 import secrets
@@ -33,6 +35,7 @@ import yaml
 from tests import kserve_crd
 from tests.combinations import SUPPORTED
 from tests.conftest import TEMPLATE, Baked, render_answers
+from tests.serving_routes import concrete, scoring_routes
 
 KUBECTL = shutil.which("kubectl")
 CHECKOV = Path(sys.executable).parent / "checkov"
@@ -74,7 +77,7 @@ def _kubernetes_combinations() -> dict[str, dict[str, Any]]:
 
 
 COMBINATIONS = _kubernetes_combinations()
-# Files the secretGenerators read beyond compose.yaml's: the object-store keys (Compose keeps
+# Files `make k8s-secrets` reads beyond compose.yaml's: the object-store keys (Compose keeps
 # artifacts on a volume); the generator writes the others.
 OBJECT_STORE_FILES = ("aws_access_key_id", "aws_secret_access_key")
 # Environment names no file of the project defines: the libraries' own (CONVENTIONS.md).
@@ -150,10 +153,11 @@ class Project:
 
 @functools.cache
 def _render(path: str) -> str:
-    """kubectl kustomize's output, once per kustomization and session (the costly part)."""
+    """kubectl kustomize's output, once per kustomization and session (the costly part). Default
+    load restrictions: a kustomization reads no file outside its own folder."""
     assert KUBECTL, "kubectl is not installed (CI installs kubectl with kustomize built in)"
     result = subprocess.run(
-        [KUBECTL, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(path)],
+        [KUBECTL, "kustomize", str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -245,6 +249,10 @@ def test_every_kustomization_renders_and_validates_strictly(project: Project) ->
         for doc in docs:
             if doc["kind"] == "InferenceService":
                 _validate_inference_service(doc)
+                continue
+            if doc["kind"] == "ExternalSecret":
+                assert doc["apiVersion"] == "external-secrets.io/v1"
+                assert kserve_crd.errors(doc, kserve_crd.EXTERNAL_SECRET) == [], rel
                 continue
             try:
                 kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -502,37 +510,144 @@ def test_secrets_are_the_compose_secrets_as_files(project: Project) -> None:
             for key, value in container_env(container, docs).items():
                 if key.endswith("_FILE"):
                     assert value.startswith("/run/secrets/") and value.rsplit("/", 1)[1] in files
-    # The generators read the files compose.yaml mounts, and never a literal.
+    # No Secret in any manifest: `make k8s-secrets` makes them from the files compose.yaml
+    # mounts (dev), the External Secrets Operator from a secret manager (prod).
+    for path in project.root.rglob("*.yaml"):
+        text = path.read_text()
+        kinds = {(doc or {}).get("kind") for doc in yaml.safe_load_all(text)}
+        assert "Secret" not in kinds, f"{path}: a Secret written out in YAML"
+        assert "secretGenerator" not in text, f"{path}: a kustomization reading secret files"
+    made = {d["metadata"]["name"]: d for d in _file_secrets(project, "dev")}
     compose_files = {name: s["file"] for name, s in project.compose["secrets"].items()}
-    generated = set()
-    kustomization = yaml.safe_load((project.root / "base" / "kustomization.yaml").read_text())
-    for generator in kustomization["secretGenerator"]:
-        assert "literals" not in generator and "envs" not in generator
-        for entry in generator["files"]:
-            key, _, source = entry.partition("=")
-            assert Path(source).name == key
-            assert (project.root / "base" / source).resolve().parent == (
-                project.baked.path / "secrets"
-            ).resolve()
-            generated.add(key)
-            if key in compose_files:
-                assert (project.baked.path / compose_files[key]).resolve() == (
-                    project.root / "base" / source
-                ).resolve()
+    keys = {key for secret in made.values() for key in secret["data"]}
     counterparts = set(COMPOSE_SERVICE.values())
     used = {
         s for name, service in project.compose["services"].items() if name in counterparts
         for s in service.get("secrets", [])
     }  # fmt: skip
-    assert used <= generated, "a Compose secret without its Kubernetes Secret"
-    assert generated - set(compose_files) <= set(OBJECT_STORE_FILES)
-    rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
-    secret = next(v for k, v in rendered.items() if k.startswith("postgres-password-"))
-    stored = base64.b64decode(secret["data"]["postgres_password"]).decode()
-    assert stored == project.baked.read("secrets/postgres_password")
-    for path in project.root.rglob("*.yaml"):
-        kinds = {(doc or {}).get("kind") for doc in yaml.safe_load_all(path.read_text())}
-        assert "Secret" not in kinds, f"{path}: a Secret written out in YAML"
+    assert used <= keys, "a Compose secret without its Kubernetes Secret"
+    assert keys - set(compose_files) <= set(OBJECT_STORE_FILES)
+    for secret in made.values():
+        for key, value in secret["data"].items():
+            source = project.baked.path / compose_files.get(key, f"secrets/{key}")
+            assert base64.b64decode(value).decode() == source.read_text(), key
+    # Every Secret a dev workload mounts is made, in the overlay's namespace.
+    dev = [d for rel in DEV_KUSTOMIZATIONS for d in project.render(rel)]
+    namespace = {d["metadata"]["namespace"] for d in dev if d["kind"] == "Deployment"}
+    assert {d["metadata"]["namespace"] for d in made.values()} == namespace
+    for _doc, spec in workloads(dev):
+        for name, items in mounted_secrets(spec).items():
+            assert name in made and items <= set(made[name]["data"]), name
+
+
+DEV_KUSTOMIZATIONS = ("overlays/dev", "jobs/dev/train", "jobs/dev/tune")
+PROD_KUSTOMIZATIONS = ("overlays/prod", "overlays/prod-kserve", "jobs/prod/train", "jobs/prod/tune")
+
+
+@functools.cache
+def _file_secrets_text(path: Path, overlay: str) -> str:
+    done = subprocess.run(
+        ["make", "--no-print-directory", "k8s-secrets-render", f"OVERLAY={overlay}"],
+        cwd=path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _file_secrets(project: Project, overlay: str) -> list[dict[str, Any]]:
+    """The Secrets `make k8s-secrets` applies, as it renders them from ./secrets/."""
+    text = _file_secrets_text(project.baked.path, overlay)
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def mounted_secrets(spec: dict[str, Any]) -> dict[str, set[str]]:
+    """Secret name -> the keys a pod mounts from it."""
+    found: dict[str, set[str]] = {}
+    for volume in spec.get("volumes", []):
+        for source in volume.get("projected", {}).get("sources", []):
+            if "secret" in source:
+                items = {item["key"] for item in source["secret"]["items"]}
+                found.setdefault(source["secret"]["name"], set()).update(items)
+    return found
+
+
+def test_production_secrets_come_from_external_secrets(project: Project) -> None:
+    """One ExternalSecret per Secret a production workload mounts (overlay and Jobs), with the
+    keys it mounts, valid against ESO's CRD schema; the same names `make k8s-secrets` makes."""
+    for rel in PROD_KUSTOMIZATIONS:
+        docs = project.render(rel)
+        external = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ExternalSecret"}
+        mounted: dict[str, set[str]] = {}
+        for _doc, spec in workloads(docs):
+            for name, items in mounted_secrets(spec).items():
+                mounted.setdefault(name, set()).update(items)
+        assert mounted, rel
+        for name, items in mounted.items():
+            assert name in external, f"{rel}: Secret {name} has no ExternalSecret"
+            spec = external[name]["spec"]
+            assert spec["target"]["name"] == name
+            assert {item["secretKey"] for item in spec["data"]} >= items, name
+            for item in spec["data"]:
+                assert (
+                    item["remoteRef"]["key"]
+                    == f"{project.baked.context['project_slug']}/{item['secretKey']}"
+                )
+        assert set(external) <= set(mounted) | {
+            n for r in PROD_KUSTOMIZATIONS for _d, sp in workloads(project.render(r))
+            for n in mounted_secrets(sp)
+        }, "an ExternalSecret nothing mounts"  # fmt: skip
+        assert not [d for d in docs if d["kind"] == "Secret"]
+    made = {d["metadata"]["name"] for d in _file_secrets(project, "prod")}
+    external = {d["metadata"]["name"] for d in project.render("overlays/prod")
+                if d["kind"] == "ExternalSecret"}  # fmt: skip
+    assert external <= made and made - external == {"postgres-password"}
+
+
+def test_the_external_secret_schema_refuses_what_the_api_server_would(
+    default_project: Project,
+) -> None:
+    doc = next(d for d in default_project.render("overlays/prod") if d["kind"] == "ExternalSecret")
+    schema = kserve_crd.EXTERNAL_SECRET
+    assert kserve_crd.errors(doc, schema) == []
+    misspelt = json.loads(json.dumps(doc))
+    misspelt["spec"]["secretStoreRef"]["kind"] = "SecretsStore"
+    assert any("secretStoreRef.kind" in e for e in kserve_crd.errors(misspelt, schema))
+    unknown = json.loads(json.dumps(doc))
+    unknown["spec"]["data"][0]["remoteRef"]["name"] = "x"
+    assert any("'name' was unexpected" in e for e in kserve_crd.errors(unknown, schema))
+
+
+# Workloads whose network labels differ from their Compose service's networks, and why.
+NETWORK_EXCEPTIONS = {
+    # Compose keeps artifacts on a volume; on Kubernetes MLflow reaches the object store.
+    "mlflow": {"frontend"},
+}
+# Compose networks that only carry published ports: a Service does that on Kubernetes.
+PUBLISHING_ONLY = {"published"}
+METADATA = ("169.254.169.254", "fd00:ec2::254")
+
+
+def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
+    wanted = policy["podSelector"].get("matchLabels", {})
+    return wanted.items() <= labels.items()
+
+
+def _reaches_metadata(rule: dict[str, Any]) -> bool:
+    """Whether an egress rule lets a pod reach the cloud metadata address."""
+    if "to" not in rule:
+        return True  # {} or ports only: every address
+    for peer in rule["to"]:
+        block = peer.get("ipBlock")
+        if block is None:
+            continue
+        network = ipaddress.ip_network(block["cidr"])
+        for address in METADATA:
+            inside = ipaddress.ip_address(address)
+            if inside.version != network.version or inside not in network:
+                continue
+            if not any(inside in ipaddress.ip_network(e) for e in block.get("except", [])):
+                return True
+    return False
 
 
 def test_network_labels_mirror_compose_networks(project: Project) -> None:
@@ -550,7 +665,8 @@ def test_network_labels_mirror_compose_networks(project: Project) -> None:
             assert networks == {"backend"}
             continue
         service = project.compose["services"][COMPOSE_SERVICE[name]]
-        assert networks == set(service["networks"]), name
+        expected = set(service["networks"]) - PUBLISHING_ONLY | NETWORK_EXCEPTIONS.get(name, set())
+        assert networks == expected, name
     internal = {
         n for n, spec in project.compose["networks"].items() if (spec or {}).get("internal")
     }
@@ -562,14 +678,43 @@ def test_network_labels_mirror_compose_networks(project: Project) -> None:
         assert egress == [
             {"to": [{"podSelector": {"matchLabels": {f"compose-network/{network}": "true"}}}]}
         ]
-    for network in set(project.compose["networks"]) - internal:
-        assert policies[network]["egress"] == [{}]
+    for network in set(project.compose["networks"]) - internal - PUBLISHING_ONLY:
+        # The way out reaches any address but the cloud metadata service's.
+        assert policies[network]["egress"] and not any(
+            _reaches_metadata(rule) for rule in policies[network]["egress"]
+        ), network
     # From outside, only the serving port (the port every Compose file publishes for serving).
     opened = [
         p for p in policies.values() if any("from" not in rule for rule in p.get("ingress", []))
     ]
     assert opened == [policies["serving"]]
     assert policies["serving"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
+
+
+def test_serving_egress_reaches_only_its_dependencies(project: Project) -> None:
+    """The serving pods (Deployment or KServe predictor) may send to the stack's backend pods,
+    DNS and, in prod, the database port: nothing else, cloud metadata included."""
+    for rel in ("overlays/dev", "overlays/prod", "overlays/prod-kserve"):
+        docs = project.render(rel)
+        policies = [d["spec"] for d in docs if d["kind"] == "NetworkPolicy"]
+        (labels,) = [
+            d["spec"]["template"]["metadata"]["labels"] if d["kind"] == "Deployment"
+            else d["spec"]["predictor"]["labels"]
+            for d in docs
+            if d["metadata"]["name"] == "serving"
+            and d["kind"] in ("Deployment", "InferenceService")
+        ]  # fmt: skip
+        rules = [
+            rule for p in policies if "Egress" in p["policyTypes"] and _selects(p, labels)
+            for rule in p.get("egress", [])
+        ]  # fmt: skip
+        assert rules, rel
+        for rule in rules:
+            assert not _reaches_metadata(rule) or rule.get("ports") == [
+                {"protocol": "TCP", "port": 5432}
+            ], (rel, rule)
+            for peer in rule.get("to", []):
+                assert "ipBlock" not in peer, (rel, rule)
 
 
 def _quantity(compose: str) -> str:
@@ -732,6 +877,59 @@ def test_dev_and_prod_overlays(project: Project) -> None:
         )
 
 
+def _routed(ingresses: list[dict[str, Any]], path: str) -> list[str]:
+    """The Ingresses whose rules route a request path (Exact, or Prefix by path elements)."""
+    found = []
+    for ingress in ingresses:
+        for rule in ingress["spec"]["rules"]:
+            for entry in rule["http"]["paths"]:
+                prefix = entry["path"].rstrip("/")
+                exact = entry["pathType"] == "Exact" and path == entry["path"]
+                under = path == prefix or path.startswith(prefix + "/")
+                if exact or (entry["pathType"] == "Prefix" and under):
+                    found.append(ingress["metadata"]["name"])
+    return found
+
+
+def test_prod_ingress_has_the_compose_edge_protections(project: Project) -> None:
+    """Only the scoring routes (read from the app, each rate-limited with the Compose edge's
+    numbers) and the health routes are routed; /admin/* and /metrics are not."""
+    conf = project.baked.read("nginx/serving.conf")
+    rate = int(re.search(r"zone=scoring:\S+ rate=(\d+)r/s", conf).group(1))  # type: ignore[union-attr]
+    burst = int(re.search(r"limit_req zone=scoring burst=(\d+)", conf).group(1))  # type: ignore[union-attr]
+    baked = project.baked
+    scoring = scoring_routes(baked.path, baked.package)
+    assert scoring, "no scoring route found in the app"
+    for rel in ("overlays/prod", "overlays/prod-kserve"):
+        ingresses = [d for d in project.render(rel) if d["kind"] == "Ingress"]
+        limited = {
+            d["metadata"]["name"] for d in ingresses
+            if d["metadata"].get("annotations", {}).get("nginx.ingress.kubernetes.io/limit-rps")
+        }  # fmt: skip
+        for route in scoring:
+            names = _routed(ingresses, concrete(route))
+            assert names and set(names) <= limited, f"{rel}: {route} routed by {names}"
+        for ingress in ingresses:
+            notes = ingress["metadata"].get("annotations", {})
+            if ingress["metadata"]["name"] in limited:
+                assert int(notes["nginx.ingress.kubernetes.io/limit-rps"]) == rate
+                multiplier = int(notes["nginx.ingress.kubernetes.io/limit-burst-multiplier"])
+                assert rate * multiplier == burst
+                assert notes["nginx.ingress.kubernetes.io/proxy-body-size"] == re.search(
+                    r"client_max_body_size (\S+);", conf
+                ).group(1)  # type: ignore[union-attr]
+        for path in ("/admin/reload", "/admin", "/metrics", "/model", "/docs", "/"):
+            assert _routed(ingresses, path) == [], f"{rel}: {path} is routed publicly"
+        for path in ("/health", "/ready", "/v2/health/ready"):
+            assert _routed(ingresses, path), f"{rel}: {path} not routed"
+            assert not set(_routed(ingresses, path)) & limited, f"{rel}: {path} is limited"
+        backends = {
+            entry["backend"]["service"]["name"]
+            for d in ingresses for rule in d["spec"]["rules"] for entry in rule["http"]["paths"]
+        }  # fmt: skip
+        assert backends == {"serving"}
+
+
 def test_training_jobs_and_the_gpu_variant(project: Project) -> None:
     cpu = _by(project.render("jobs/dev/train"), "Job", "training")["spec"]["template"]["spec"]
     gpu = _by(project.render("jobs/dev/train-gpu"), "Job", "training")["spec"]["template"]["spec"]
@@ -811,7 +1009,12 @@ def test_make_targets_render_the_overlays(default_project: Project) -> None:
             f"overlays/{overlay}"
         )
     for target in (
-        "k8s-apply", "k8s-train", "k8s-train-gpu", "k8s-tune", "k8s-tune-apply", "k8s-delete"
+        "k8s-apply",
+        "k8s-train",
+        "k8s-train-gpu",
+        "k8s-tune",
+        "k8s-tune-apply",
+        "k8s-delete",
     ):
         dry = baked.run("make", "-n", target, "OVERLAY=prod")
         assert "kubectl" in dry.stdout

@@ -231,6 +231,11 @@ def test_no_secret_in_any_argv_and_the_admin_token_in_no_environment(flow: Flow)
     environ = flow.exec("serving", "sh", "-c", "cat /proc/[0-9]*/environ | tr '\\0' '\\n'")
     assert values["admin_token"] not in environ
     assert "ADMIN_TOKEN_FILE=/run/secrets/admin_token" in environ
+    # Serving reads the Redis password and the cache's HMAC key itself: neither is in any
+    # process's environment, REDIS_URL included.
+    for name in ("redis_password", "cache_hmac_key"):
+        if name in values:
+            assert values[name] not in environ, name
 
 
 # --- least privilege ------------------------------------------------------------------------
@@ -483,6 +488,28 @@ def test_edge_refuses_admin_and_metrics(flow: Flow) -> None:
         assert status == 403, (path, status)
     assert http("GET", f"{PROXY}/metrics")[0] == 404
     assert http("GET", f"{PROXY}/health")[0] == 200
+
+
+def test_only_the_way_out_network_masquerades(flow: Flow) -> None:
+    """Egress as compose.yaml says: serving sits on the internal backend alone, nginx and MLflow
+    add `published`, and Docker made no MASQUERADE rule for that network's subnet (its
+    containers answer on published ports, as the requests above show, and reach no other host)."""
+    flow.need("prod")
+    found = containers(flow.stack)
+    networks = {
+        service: {name.rsplit("_", 1)[-1] for name in info["NetworkSettings"]["Networks"]}
+        for service, infos in found.items() for info in infos
+    }  # fmt: skip
+    assert networks["serving"] == {"backend"}
+    assert networks["mlflow"] == networks["nginx"] == {"backend", "published"}
+    name = next(
+        n for n in found["nginx"][0]["NetworkSettings"]["Networks"] if n.endswith("_published")
+    )
+    (network,) = json.loads(sh(DOCKER, "network", "inspect", name).stdout)
+    assert network["Options"]["com.docker.network.bridge.enable_ip_masquerade"] == "false"
+    subnet = network["IPAM"]["Config"][0]["Subnet"]
+    rules = sh("iptables", "-t", "nat", "-S", "POSTROUTING").stdout.splitlines()
+    assert not [r for r in rules if f"-s {subnet}" in r and "MASQUERADE" in r], rules
 
 
 def test_documented_production_reload_reaches_every_replica(flow: Flow) -> None:

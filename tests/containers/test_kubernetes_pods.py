@@ -49,7 +49,7 @@ def _image_uid(image: str, user: str) -> int:
 
 def _render(path: Path) -> list[dict[str, Any]]:
     rendered = subprocess.run(
-        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(path)],
+        ["kubectl", "kustomize", str(path)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     return [d for d in yaml.safe_load_all(rendered) if d]
@@ -116,6 +116,9 @@ def test_rendered_dev_pods_start_and_answer_their_probes(
         if (d["kind"], d["metadata"]["name"]) not in present
     ]  # fmt: skip
     assert any(d["kind"] == "Job" and d["metadata"]["name"] == "training" for d in docs)
+    # The Secrets `make k8s-secrets OVERLAY=dev` applies before the overlay (from ./secrets/).
+    made = sh("make", "--no-print-directory", "k8s-secrets-render", "OVERLAY=dev", cwd=stack.path)
+    docs += [d for d in yaml.safe_load_all(made.stdout) if d]
     # The overlay's release tag on the images Compose built: what `kind load` or a push does.
     for doc in docs:
         if doc["kind"] in ("Deployment", "Job", "StatefulSet"):

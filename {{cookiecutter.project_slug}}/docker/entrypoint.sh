@@ -4,9 +4,11 @@
 #
 # For each NAME_FILE variable that names a Docker secret (a file under /run/secrets/:
 # POSTGRES_PASSWORD_FILE, ADMIN_TOKEN_FILE, ...) NAME is set from the file unless NAME is
-# already non-empty; ADMIN_TOKEN_FILE is left for the application, which reads the file itself.
-# Other *_FILE variables (SSL_CERT_FILE, ...) are left alone. The Postgres password is exported
-# as PGPASSWORD, which libpq (psycopg) reads, so database URLs never carry it.
+# already non-empty; ADMIN_TOKEN_FILE, REDIS_PASSWORD_FILE and CACHE_HMAC_KEY_FILE are left for
+# the application, which reads those files itself (the values never enter its environment, and
+# the Redis client takes the password as an argument, not in REDIS_URL). Other *_FILE variables
+# (SSL_CERT_FILE, ...) are left alone. The Postgres password is exported as PGPASSWORD, which
+# libpq (psycopg) reads, so database URLs never carry it.
 set -eu
 
 for name in $(env | sed -n 's/^\([A-Z][A-Z0-9_]*\)_FILE=.*/\1/p'); do
@@ -19,7 +21,7 @@ for name in $(env | sed -n 's/^\([A-Z][A-Z0-9_]*\)_FILE=.*/\1/p'); do
     # Read as a file by the application itself (settings.py: every setting takes <NAME>_FILE),
     # so the value never enters a process environment.
     case "$name" in
-        ADMIN_TOKEN) continue ;;
+        ADMIN_TOKEN | REDIS_PASSWORD | CACHE_HMAC_KEY) continue ;;
     esac
     if [ -n "$current" ]; then
         continue
@@ -41,19 +43,5 @@ if [ -n "${POSTGRES_PASSWORD:-}" ] && [ -z "${PGPASSWORD:-}" ]; then
     export PGPASSWORD="$POSTGRES_PASSWORD"
 fi
 unset POSTGRES_PASSWORD
-
-# Redis password (REDIS_PASSWORD_FILE): into REDIS_URL, percent-encoded, unless the URL already
-# has credentials. The URL lives in the environment, never in argv.
-if [ -n "${REDIS_PASSWORD:-}" ] && [ -n "${REDIS_URL:-}" ]; then
-    case "$REDIS_URL" in
-        *@*) ;;
-        *://*)
-            quoted=$(python -c 'import os, urllib.parse as p; print(p.quote(os.environ["REDIS_PASSWORD"], safe=""))')
-            REDIS_URL="${REDIS_URL%%://*}://:${quoted}@${REDIS_URL#*://}"
-            export REDIS_URL
-            ;;
-    esac
-    unset REDIS_PASSWORD
-fi
 
 exec "$@"

@@ -2,7 +2,7 @@
 # The secrets step (make prod-secrets): every secret that compose.yaml mounts is a file
 # secrets/<key in lower case>; the keys are those with a `change-me` placeholder in
 # .env.example. A missing file is written from .env (the generator's random values) or, when
-# .env has none, from a fresh random value. A placeholder or a value under 24 characters, in a
+# .env has none, from a fresh random value. A placeholder, a value under 24 characters or a guessable one, in a
 # file or in .env, is refused: nothing is started with a guessable secret. The rule is the
 # settings' own (src/{{ cookiecutter.package_name }}/secret_policy.py, run here with the value on stdin, never in argv);
 # a weak value is refused, not replaced, because Postgres keeps the password it was first

@@ -10,7 +10,9 @@
 #
 # Passwords come from the *_PASSWORD_FILE secrets and reach psql through its environment
 # (\getenv), never its argv. A role without its password file is skipped (optional services).
-# Other databases refuse connections from every role but their owner (REVOKE ... FROM PUBLIC).
+# Other databases refuse connections from every role but their owner (REVOKE ... FROM PUBLIC),
+# the maintenance databases postgres and template1 included, and no role but an owner may
+# create TEMP tables (tests/test_database_privileges.py runs this script as written).
 set -eu
 
 run_sql() {
@@ -48,6 +50,13 @@ if [ -z "${MLFLOW_DB_PASSWORD_FILE:-}" ]; then
     done
     exit 0
 fi
+
+# PUBLIC (every role) may connect to and create TEMP tables in postgres and template1 by
+# default; only the superuser needs them. (template0 accepts no connections at all.)
+run_sql "$POSTGRES_DB" <<SQL
+REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC;
+REVOKE CONNECT, TEMPORARY ON DATABASE template1 FROM PUBLIC;
+SQL
 
 create_role mlflow "$MLFLOW_DB_PASSWORD_FILE"
 create_database mlflow mlflow

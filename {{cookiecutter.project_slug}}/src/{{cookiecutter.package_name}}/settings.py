@@ -28,7 +28,8 @@ from .secret_policy import MIN_LENGTH, weakness
 
 PACKAGE_NAME = "{{ cookiecutter.package_name }}"
 PROJECT_MARKERS = ("dvc.yaml", "pyproject.toml")
-# PRODUCTION=true: every secret below must pass secret_policy (no placeholder, >= 24 characters).
+# PRODUCTION=true: every secret below must pass secret_policy (no placeholder, >= 24 characters,
+# not guessable: no repeats, runs or common words with digits).
 # Refused even when absent: the admin routes have no other credential.
 REQUIRED_SECRETS = ("admin_token",)
 # Checked when given: credentials the clients read themselves (libpq: PGPASSWORD, which the
@@ -40,6 +41,7 @@ GIVEN_SECRETS = (
     "mlflow_tracking_password",
 {%- if cookiecutter.use_redis_cache %}
     "redis_password",
+    "cache_hmac_key",
 {%- endif %}
 )
 # URLs whose password (user:password@host) is a secret too.
@@ -168,6 +170,9 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=300, ge=1)
     cache_timeout_seconds: float = Field(default=0.05, gt=0)
     cache_retry_seconds: float = Field(default=2.0, ge=0)  # skip Redis this long after a failure
+    # Signs every entry (HMAC) so that a Redis client cannot forge one; shared by all workers
+    # and replicas, never given to Redis. Unset: each process signs with a key of its own.
+    cache_hmac_key: SecretStr | None = None
 {%- endif %}
 {%- if cookiecutter.use_prediction_logging %}
 

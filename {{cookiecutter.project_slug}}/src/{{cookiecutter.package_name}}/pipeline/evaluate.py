@@ -169,10 +169,11 @@ def evaluate(ctx: Context, version: str | None = None) -> dict[str, float]:
         )
     client = MlflowClient()
     run_id = client.get_model_version(settings.model_name, version).tags.get(RUN_ID)
+    # As the server loads it, under the same trust setting: a version without ONNX is a pickle
+    # that runs code when loaded, so it is evaluated only with TRUST_REGISTRY_CODE_EXECUTION
+    # (whoever can register versions could otherwise run code here with `--version N`).
+    predictor = load_version(settings, str(version), run_id=run_id)
     test = load_table(ctx.paths.test_split)
-    # As the server loads it, but a native-only version is evaluated too: the pipeline trusts
-    # the model it registered itself (the server refuses it without TRUST_REGISTRY_CODE_EXECUTION).
-    predictor = load_version(settings, str(version), run_id=run_id, trust_code=True)
     predict = frame_scorer(predictor)
     y = test[schema.TARGET].to_numpy()
     proba = predict(test[list(schema.FEATURE_NAMES)])

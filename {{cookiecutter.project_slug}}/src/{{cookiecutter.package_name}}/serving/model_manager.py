@@ -21,6 +21,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
+from ..redaction import describe
 from ..settings import Settings
 from .metrics import Metrics
 from .predictor import Predictor
@@ -118,7 +119,7 @@ class ModelManager:
 
     def _record_failure(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error = describe(exc)
         self.metrics.model_load_failures.inc()
         wait = state.next_action.sleep if state.next_action else 0
         log.warning(
@@ -153,7 +154,7 @@ class ModelManager:
                 model = await self._load_once()
             except Exception as exc:
                 self.metrics.model_load_failures.inc()
-                error = f"{type(exc).__name__}: {exc}"
+                error = describe(exc)
                 if self.current is None:
                     self.last_error = error
                 log.error("reload failed, keeping the current model: %s", error)
@@ -182,7 +183,7 @@ class ModelManager:
         try:
             version = await asyncio.to_thread(resolve_alias, self.settings)
         except Exception as exc:
-            status.error = f"{type(exc).__name__}: {exc}"
+            status.error = describe(exc)
             self.metrics.alias_poll_failures.inc()
             log.warning(
                 "cannot check where the alias points (still serving %s): %s",

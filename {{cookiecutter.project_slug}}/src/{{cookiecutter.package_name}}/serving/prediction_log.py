@@ -39,6 +39,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from ..db import PredictionRecord, make_engine
+from ..redaction import redact
 from ..settings import Settings
 from .metrics import Metrics
 
@@ -299,7 +300,9 @@ class PredictionLogger:
             if overflow > 0:
                 self._drop(overflow)
             self.write_errors.inc()
-            error = str(exc) if isinstance(exc, PredictionLogWriteError) else _first_line(exc)
+            error = redact(
+                str(exc) if isinstance(exc, PredictionLogWriteError) else _first_line(exc)
+            )
             if self.last_error is None:
                 log.warning(
                     "prediction log write failed, buffering: %s; fix: %s",

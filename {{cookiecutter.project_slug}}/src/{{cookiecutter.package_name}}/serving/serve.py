@@ -8,8 +8,11 @@ the environment before uvicorn starts, so its worker processes inherit them.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+from typing import Any
 
+from ..redaction import RedactingFilter
 from ..settings import get_settings
 
 THREAD_VARIABLES = (
@@ -25,6 +28,19 @@ APP = f"{__package__}.app:app"
 def limit_threads(threads: int) -> None:
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with credentials redacted from every record (the
+    redaction module), the application's own loggers included through the root logger."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": RedactingFilter}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    config["root"] = {"handlers": ["default"], "level": "WARNING"}
+    return config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        log_config=log_config(),
         access_log=args.access_log,
         proxy_headers=True,
         timeout_graceful_shutdown=30,

@@ -1,0 +1,1 @@
+{% if cookiecutter.use_redis_cache %}{% include 'docker/redis-start.sh' %}{% endif %}

@@ -1,0 +1,1 @@
+{% include 'docker/postgres/create-databases.sh' %}
