@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
-from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,10 +26,11 @@ from ..drift.monitor import DriftCollector, DriftMonitor
 from ..settings import Settings, get_settings
 from .metrics import LATENCY_BUCKETS, Metrics
 from .model_manager import ModelManager
+from ..inference.validation import Validator
+from .protocols.inputs import ProtocolInput
 from .protocols.mlflow_scoring import mlflow_scoring_router
 from .protocols.open_inference import open_inference_router
-from .protocols.rows import RowScorer
-from .requests import build_request_models
+from .requests import build_request_models, is_json
 from .routes import admin_router, operations_router, prediction_router
 from .scoring import ModelNotReady, ScoringService, UnscorableInput
 
@@ -89,28 +89,6 @@ class BodySizeLimit:
         await response({"type": "http"}, _no_receive, send)
 
 
-class RouteNamesRemembered(PrometheusInstrumentatorMiddleware):
-    """The instrumentator's middleware, resolving each path's route name once: it tries every
-    route in turn on each request (about a tenth of a single-row request's CPU, measured), the
-    later a route is declared, the more. At most `MAX_PATHS` paths are remembered (paths
-    carry the model name of OIP requests: a client cannot grow the table without bound)."""
-
-    MAX_PATHS = 1024
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._handlers: dict[tuple[str, str], tuple[str, bool]] = {}
-
-    def _get_handler(self, request: Request) -> tuple[str, bool]:
-        key = (request.scope["method"], request.scope["path"])
-        handler = self._handlers.get(key)
-        if handler is None:
-            handler = super()._get_handler(request)
-            if len(self._handlers) < self.MAX_PATHS:
-                self._handlers[key] = handler
-        return handler
-
-
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
@@ -120,18 +98,26 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 naming each field. Only JSON-safe parts of the errors are echoed (an input of NaN
     or a nested exception would otherwise turn the error response itself into a 500)."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    detail = [
-        {
-            "loc": [str(p) if not isinstance(p, int) else p for p in e["loc"]],
-            "msg": str(e["msg"]),
-            "type": str(e["type"]),
-        }
-        for e in errors
-    ]
+    content_type = request.headers.get("content-type")
+    detail = []
+    for e in errors:
+        loc, msg = tuple(e["loc"]), str(e["msg"])
+        if e["type"] == "json_invalid":
+            loc = ("body",)  # FastAPI places it at the character offset
+        elif loc == ("body",) and not is_json(content_type):
+            # FastAPI reads a body as JSON only when it is labelled JSON
+            msg = f"Content-Type must be application/json, got {content_type or 'none'}"
+        detail.append(
+            {
+                "loc": [str(p) if not isinstance(p, int) else p for p in loc],
+                "msg": msg,
+                "type": str(e["type"]),
+            }
+        )
     message = "; ".join(f"{_field_path(tuple(e['loc']))}: {e['msg']}" for e in detail)
     return JSONResponse({"detail": detail, "message": message}, status_code=422)
 
@@ -172,22 +158,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    documentation = list(app.router.routes)  # /openapi.json, /docs, /redoc and their assets
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(UnscorableInput, unscorable_input)
     app.add_exception_handler(ModelNotReady, model_not_ready)
-    # The routes are tried in order on every request, each non-matching one costing about
-    # 1.5 µs: the scoring routes go first, the operations routes (probes, scrapes: a few
-    # requests a minute) after them, the documentation routes, which the app declares
-    # first, last.
-    scorer = RowScorer(services, record_model, settings.max_batch_size)
-    app.include_router(prediction_router(services, record_model, batch_model))
-    app.include_router(open_inference_router(scorer))
-    app.include_router(mlflow_scoring_router(scorer))
+    # one validator for every entry (the schema's rules; UNKNOWN_CATEGORY decides unknowns)
+    validator = Validator(settings.unknown_category)
+    protocol_input = ProtocolInput(services, validator, settings.max_batch_size)
+    app.include_router(prediction_router(services, validator, record_model, batch_model))
+    app.include_router(open_inference_router(protocol_input))
+    app.include_router(mlflow_scoring_router(protocol_input))
     app.include_router(operations_router(services))
     app.include_router(admin_router(services))
-    app.router.routes[:] = [r for r in app.router.routes if r not in documentation]
-    app.router.routes.extend(documentation)
     # Request counts and a latency histogram per route, nothing more: the instrumentator's
     # default set (request/response size summaries, a second histogram) costs about 8% of the
     # single-row throughput (measured with benchmarks/bench_serving.py).
@@ -199,9 +180,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             buckets=LATENCY_BUCKETS, should_include_status=False, registry=metrics.registry
         ),
     ).instrument(app)
-    for middleware in app.user_middleware:  # built on the first request, not before
-        if middleware.cls is PrometheusInstrumentatorMiddleware:
-            middleware.cls = RouteNamesRemembered
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

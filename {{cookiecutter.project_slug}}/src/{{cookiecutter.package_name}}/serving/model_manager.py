@@ -23,8 +23,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from ..settings import Settings
 from .metrics import Metrics
-from .predictor import Predictor
-from .registry import load_registered_model, resolve_alias
+from ..inference.predictor import Predictor
+from ..inference.registry import load_registered_model, resolve_alias
 
 log = logging.getLogger(__name__)
 
