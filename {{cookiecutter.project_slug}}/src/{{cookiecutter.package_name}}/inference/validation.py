@@ -43,6 +43,9 @@ class _Missing:
 
 MISSING: Any = _Missing()
 FEATURE_SET = frozenset(FEATURE_NAMES)
+NUMBER_KINDS = frozenset({int, float})  # JSON's numbers (bool is its own type)
+INTEGER_KINDS = frozenset({int})
+STR_KIND = {str}
 
 
 @dataclass(frozen=True)
@@ -127,8 +130,21 @@ class _Problems:
     def __init__(self, size: int) -> None:
         self.size = size
         self.found: list[Problem] = []
-        self.bad = np.zeros(size, dtype=bool)
-        self.reason = np.full(size, -1, dtype=np.int32)  # index into found: the first problem
+        self._bad: np.ndarray | None = None  # made on the first problem: most input has none
+        self._reason: np.ndarray | None = None
+
+    @property
+    def bad(self) -> np.ndarray:
+        if self._bad is None:
+            self._bad = np.zeros(self.size, dtype=bool)
+        return self._bad
+
+    @property
+    def reason(self) -> np.ndarray:
+        """Per row, the index into `found` of its first problem (-1: none)."""
+        if self._reason is None:
+            self._reason = np.full(self.size, -1, dtype=np.int32)
+        return self._reason
 
     def add(self, column: str, kind: str, message: str, mask: np.ndarray, values: Any) -> None:
         rows = np.flatnonzero(mask)
@@ -138,11 +154,12 @@ class _Problems:
         self.found.append(Problem(column, kind, message, rows, shown))
         fresh = mask & ~self.bad
         self.reason[fresh] = len(self.found) - 1
-        self.bad |= mask
+        self.bad[mask] = True
 
     def whole(self, column: str, kind: str, message: str) -> None:
         self.found.append(Problem(column, kind, message, np.empty(0, dtype=np.int64)))
         self.bad[:] = True
+        self.reason[self.reason < 0] = len(self.found) - 1
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,19 @@ class Validator:
     def __init__(self, unknown_category: str = "reject") -> None:
         self.unknown_category = unknown_category
         self.known = {f.name: frozenset(f.categories) for f in FEATURES if f.kind == "categorical"}
+        # per feature, what the fast path of a list needs, looked up once
+        self._fast = [
+            (
+                f,
+                f.kind == "categorical",
+                self.known.get(f.name, frozenset()),
+                INTEGER_KINDS if f.dtype == "int" else NUMBER_KINDS,
+                -math.inf if f.minimum is None else f.minimum,
+                math.inf if f.maximum is None else f.maximum,
+                np.int64 if f.dtype == "int" else np.float64,
+            )
+            for f in FEATURES
+        ]
 
     # --- entries ------------------------------------------------------------------------------
     def records(self, records: Sequence[Mapping[str, Any]]) -> ColumnBatch:
@@ -242,8 +272,23 @@ class Validator:
                     problems.whole(str(name), "extra_forbidden", "Extra inputs are not permitted")
         out: dict[str, np.ndarray] = {}
         missing: dict[str, np.ndarray] = {}
-        for feature in FEATURES:
+        reject = self.unknown_category == "reject"
+        for feature, categorical, known, kinds, low, high, dtype in self._fast:
             values = columns.get(feature.name)
+            # the common case, builtins looping in C: a list of valid values as sent
+            if type(values) is list and blanks is None and values:
+                if categorical:
+                    if set(map(type, values)) == STR_KIND:
+                        if reject and known.issuperset(values):
+                            out[feature.name] = np.array(values, dtype=object)
+                            continue
+                elif set(map(type, values)) <= kinds and low <= min(values) and max(values) <= high:
+                    try:
+                        if dtype is np.int64 or math.isfinite(math.fsum(values)):
+                            out[feature.name] = np.array(values, dtype=dtype)
+                            continue
+                    except OverflowError:  # beyond int64 or float: one by one says which
+                        pass
             if values is None:
                 problems.whole(feature.name, "missing", "Field required")
                 out[feature.name] = _placeholder(feature, size)
@@ -258,6 +303,9 @@ class Validator:
             out[feature.name] = array
             if feature.nullable:
                 missing[feature.name] = blank if blank is not None else np.zeros(size, bool)
+        if not problems.found:
+            valid, reasons = np.ones(size, dtype=bool), np.full(size, -1, dtype=np.int32)
+            return Checked(ColumnBatch(out, size, missing), valid, [], reasons)
         return Checked(
             ColumnBatch(out, size, missing), ~problems.bad, problems.found, problems.reason
         )
@@ -397,8 +445,6 @@ def _placeholder(feature: Feature, size: int) -> np.ndarray:
     return np.zeros(size, dtype=np.int64 if feature.dtype == "int" else np.float64)
 
 
-NUMBER_KINDS = frozenset({int, float})
-INTEGER_KINDS = frozenset({int})
 
 
 def _numeric(
