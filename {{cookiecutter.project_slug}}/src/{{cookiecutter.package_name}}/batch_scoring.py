@@ -5,7 +5,7 @@ protocols.
     make score INPUT=data/new.csv OUTPUT=predictions.parquet
 
 The file is streamed in chunks (memory stays flat whatever its size). Every row is checked
-against `schema.FEATURES` by the server's validator (`inference/validation.py`) (present, finite, in range, integer where
+by the server's validator (`inference/validation.py`: present, finite, in range, integer where
 the feature is, a known category unless UNKNOWN_CATEGORY=unknown); a bad row goes to the
 rejects file with its reason, none is dropped silently. Columns that are not features (an id)
 are carried into the predictions. The model is loaded by the server's loader and runs through

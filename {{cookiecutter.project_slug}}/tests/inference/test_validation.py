@@ -51,7 +51,9 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("change", "kind", "says"), BAD, ids=[c[1] + str(i) for i, c in enumerate(BAD)])
+@pytest.mark.parametrize(
+    ("change", "kind", "says"), BAD, ids=[f"{c[1]}-{i}" for i, c in enumerate(BAD)]
+)
 def test_a_bad_value_names_the_column_the_row_and_what_was_expected(
     change: dict[str, Any], kind: str, says: str
 ) -> None:
@@ -61,7 +63,7 @@ def test_a_bad_value_names_the_column_the_row_and_what_was_expected(
     assert problem.kind == kind and problem.column == next(iter(change))
     assert says in problem.message
     message = describe(caught.value.problems, where)
-    assert message.startswith(f"[{2 if kind != 'extra_forbidden' else 2}].{problem.column}"), message
+    assert message.startswith(f"[2].{problem.column}"), message
 
 
 def test_valid_records_become_typed_columns_and_back() -> None:
@@ -116,8 +118,7 @@ def test_arrow_and_frames_give_the_rows_each_problem_refuses() -> None:
         assert kinds[INT.name][1] == [1]
         assert kinds[FLOAT.name] == ("greater_than_equal", [2])
         assert checked.reasons.tolist() == [
-            checked.problems.index(p)
-            for p in sorted(checked.problems, key=lambda p: p.rows[0])
+            checked.problems.index(p) for p in sorted(checked.problems, key=lambda p: p.rows[0])
         ]
     good = Validator().arrow(pa.RecordBatch.from_pylist(records(5)))
     assert good.valid.all() and good.batch.records() == records(5)

@@ -26,9 +26,7 @@ from .test_mlflow_protocol import sample_records, split
 from .test_open_inference import tensors
 
 HAS_CACHE = importlib.util.find_spec("{{ cookiecutter.package_name }}.serving.cache") is not None
-HAS_LOG = (
-    importlib.util.find_spec("{{ cookiecutter.package_name }}.serving.prediction_log") is not None
-)
+HAS_LOG = importlib.util.find_spec("{{ cookiecutter.package_name }}.serving.prediction_log") is not None
 
 
 def requests_of_each_route(model_name: str, records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -55,5 +55,7 @@ class ColumnBatch:
         columns = {
             name: np.concatenate([b.columns[name] for b in batches]) for name in first.columns
         }
-        missing = {name: np.concatenate([b.missing[name] for b in batches]) for name in first.missing}
+        missing = {
+            name: np.concatenate([b.missing[name] for b in batches]) for name in first.missing
+        }
         return ColumnBatch(columns, sum(b.size for b in batches), missing)

@@ -32,6 +32,7 @@ ORT_DTYPES: dict[str, Any] = {
     "tensor(string)": np.object_,
 }
 
+
 class ModelLoadError(RuntimeError):
     """The registered model cannot be served (reason in the message)."""
 

@@ -10,6 +10,7 @@ tensor and a `prediction` column; the adapters call the methods below and nothin
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -38,9 +39,8 @@ class Classification:
 
     def check_finite(self) -> None:
         """A NaN/inf score cannot be returned as JSON and must never be cached or logged."""
-        if len(self) == 1:
-            if all(map(np.isfinite, self.probabilities[0].tolist())):
-                return  # one row: a seventh of numpy's whole-array check
+        if len(self) == 1 and all(map(math.isfinite, self.probabilities[0].tolist())):
+            return  # one row: a seventh of numpy's whole-array check
         finite = self.finite()
         if not finite.all():
             rows = ", ".join(str(i) for i in np.flatnonzero(~finite)[:10])
@@ -93,7 +93,12 @@ class Classification:
         """Open Inference output tensors by name."""
         n = len(self)
         return {
-            "label": {"name": "label", "datatype": "BYTES", "shape": [n], "data": self.class_names()},
+            "label": {
+                "name": "label",
+                "datatype": "BYTES",
+                "shape": [n],
+                "data": self.class_names(),
+            },
             "probabilities": {
                 "name": "probabilities",
                 "datatype": "FP32",

@@ -20,11 +20,11 @@ from sklearn import metrics as skm
 
 from .. import schema
 from ..data.load import load_table
-from ..registry_names import RUN_ID, metric_tag
 from ..inference.batch import ColumnBatch
 from ..inference.predictor import Predictor
 from ..inference.registry import load_version
 from ..inference.validation import InvalidBatch, Validator
+from ..registry_names import RUN_ID, metric_tag
 from .common import Context, add_common_arguments, cli_errors
 from .tracking import configure
 

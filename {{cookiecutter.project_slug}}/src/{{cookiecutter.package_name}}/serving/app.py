@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..drift.monitor import DriftCollector, DriftMonitor
+from ..inference.validation import Validator
 from ..settings import Settings, get_settings
 from .metrics import LATENCY_BUCKETS, Metrics
 from .model_manager import ModelManager
-from ..inference.validation import Validator
 from .protocols.inputs import ProtocolInput
 from .protocols.mlflow_scoring import mlflow_scoring_router
 from .protocols.open_inference import open_inference_router

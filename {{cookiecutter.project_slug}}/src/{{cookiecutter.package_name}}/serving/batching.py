@@ -23,6 +23,7 @@ when a batch call raises, its rows are scored one by one.
 from __future__ import annotations
 
 import asyncio
+
 from prometheus_client import Histogram
 
 from ..inference.batch import ColumnBatch

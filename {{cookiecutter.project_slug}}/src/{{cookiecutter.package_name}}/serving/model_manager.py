@@ -21,10 +21,10 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
-from ..settings import Settings
-from .metrics import Metrics
 from ..inference.predictor import Predictor
 from ..inference.registry import load_registered_model, resolve_alias
+from ..settings import Settings
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -41,8 +41,7 @@ class ProtocolInput:
             raise InvalidInput(f"{where(0, '')}: no rows to score")
         if size > self.max_rows:
             raise InvalidInput(
-                f"{where(0, '')}: {size} rows, at most {self.max_rows} per request "
-                "(MAX_BATCH_SIZE)"
+                f"{where(0, '')}: {size} rows, at most {self.max_rows} per request (MAX_BATCH_SIZE)"
             )
 
     async def records(

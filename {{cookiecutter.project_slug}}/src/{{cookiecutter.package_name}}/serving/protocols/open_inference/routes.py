@@ -22,8 +22,13 @@ from ...requests import is_json
 from ..inputs import InvalidInput, ModelNotReady, ProtocolInput, UnscorableInput
 from .tensors import BINARY_HEADER, ProtocolError, declared_datatype, request_columns
 from .tensors import requested_outputs as outputs_of
-from .types import ErrorResponse, InferenceRequest, InferenceResponse
-from .types import ModelMetadataResponse, ServerMetadataResponse
+from .types import (
+    ErrorResponse,
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadataResponse,
+    ServerMetadataResponse,
+)
 
 OUTPUTS = [tensor["name"] for tensor in Result.tensor_metadata()]
 
@@ -76,9 +81,7 @@ class ProtocolRoute(APIRoute):
 
 
 def open_inference_router(scorer: ProtocolInput) -> APIRouter:
-    router = APIRouter(
-        prefix="/v2", tags=["Open Inference Protocol v2"], route_class=ProtocolRoute
-    )
+    router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"], route_class=ProtocolRoute)
     errors: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorResponse, "description": "Bad request"},
         404: {"model": ErrorResponse, "description": "Unknown model or version"},
@@ -153,9 +156,7 @@ def open_inference_router(scorer: ProtocolInput) -> APIRouter:
         }
         return _ok(body, {"x-model-version": model.version})
 
-    @router.post(
-        "/models/{name}/infer", response_model=InferenceResponse, responses=errors
-    )
+    @router.post("/models/{name}/infer", response_model=InferenceResponse, responses=errors)
     async def model_infer(name: str, request: Request, payload: InferenceRequest) -> Response:
         """Score columnar named input tensors (one per feature; N rows = the tensor length)."""
         return await infer(name, None, request, payload)
