@@ -41,19 +41,33 @@ def requests_of_each_route(model_name: str, records: list[dict[str, Any]]) -> di
 
 @pytest.fixture
 def seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
-    """Rows each core function saw, call by call."""
+    """Rows each core function saw, call by call: the validator (any of its entries) and the
+    predictor."""
     calls: dict[str, list[int]] = {"check": [], "predict": []}
-    check, predict = Validator.check, Predictor.predict
 
-    def checking(self: Validator, columns: Any, size: int, *args: Any, **kwargs: Any) -> Any:
-        calls["check"].append(size)
-        return check(self, columns, size, *args, **kwargs)
+    def rows_of(entry: str, args: tuple[Any, ...]) -> int:
+        if entry == "records":
+            return len(args[0])
+        if entry == "columns":
+            return int(args[1])
+        return int(args[0].num_rows if entry == "arrow" else len(args[0]))
+
+    for entry in ("records", "columns", "arrow", "frame"):
+        original = getattr(Validator, entry)
+
+        def checking(
+            self: Validator, *args: Any, _f: Any = original, _e: str = entry, **kw: Any
+        ) -> Any:
+            calls["check"].append(rows_of(_e, args))
+            return _f(self, *args, **kw)
+
+        monkeypatch.setattr(Validator, entry, checking)
+    predict = Predictor.predict
 
     def predicting(self: Predictor, batch: Any) -> Any:
         calls["predict"].append(batch.size)
         return predict(self, batch)
 
-    monkeypatch.setattr(Validator, "check", checking)
     monkeypatch.setattr(Predictor, "predict", predicting)
     return calls
 

@@ -9,6 +9,7 @@ result (`results.py`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,13 +48,28 @@ class FeedBuilder:
 
     def __init__(self, input_types: Mapping[str, str]) -> None:
         self.columns = [(f.name, ORT_DTYPES[input_types[f.name]]) for f in FEATURES]
+        self._local = threading.local()
 
     def build(self, batch: ColumnBatch) -> dict[str, np.ndarray]:
         columns = batch.columns
+        if batch.size == 1:
+            return self._one(columns)
         return {
             name: columns[name].astype(dtype, copy=False).reshape(-1, 1)
             for name, dtype in self.columns
         }
+
+    def _one(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One row written into this thread's `[1, 1]` arrays: creating fourteen arrays costs a
+        twentieth of a single-row request (measured). Reused only after the call that read
+        them returned (a thread scores one call at a time; onnxruntime keeps no inputs)."""
+        feeds: dict[str, np.ndarray] | None = getattr(self._local, "feeds", None)
+        if feeds is None:
+            feeds = {name: np.empty((1, 1), dtype=dtype) for name, dtype in self.columns}
+            self._local.feeds = feeds
+        for name, array in feeds.items():
+            array[0, 0] = columns[name][0]
+        return feeds
 
 
 class OnnxScorer:

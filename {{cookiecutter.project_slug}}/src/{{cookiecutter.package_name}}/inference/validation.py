@@ -183,6 +183,7 @@ class Validator:
     def __init__(self, unknown_category: str = "reject") -> None:
         self.unknown_category = unknown_category
         self.known = {f.name: frozenset(f.categories) for f in FEATURES if f.kind == "categorical"}
+        self._nullable = any(f.nullable for f in FEATURES)
         # per feature, what the fast path of a list needs, looked up once
         self._fast = [
             (
@@ -200,6 +201,10 @@ class Validator:
     # --- entries ------------------------------------------------------------------------------
     def records(self, records: Sequence[Mapping[str, Any]]) -> ColumnBatch:
         """JSON objects, one per row (an absent feature is missing; an extra key is refused)."""
+        if len(records) == 1:
+            batch = self._one(records[0])
+            if batch is not None:
+                return batch
         raw: dict[str, list[Any]] = {
             name: [r.get(name, MISSING) for r in records] for name in FEATURE_NAMES
         }
@@ -225,12 +230,48 @@ class Validator:
             raise InvalidBatch([*extra, *checked.problems])
         return checked.batch
 
+    def _one(self, record: Mapping[str, Any]) -> ColumnBatch | None:
+        """A single record valid as sent, checked value by value (a set, min and max per
+        one-value column cost twice as much); None when anything is off: `check` says what."""
+        if len(record) != len(FEATURE_NAMES) or self._nullable:
+            return None
+        reject = self.unknown_category == "reject"
+        columns: dict[str, np.ndarray] = {}
+        row: dict[str, Any] = {}
+        for feature, categorical, known, kinds, low, high, dtype in self._fast:
+            value = record.get(feature.name, MISSING)
+            if categorical:
+                if type(value) is not str:
+                    return None
+                if value not in known:
+                    if reject or len(value) > MAX_CATEGORY_LENGTH:
+                        return None
+                    value = UNKNOWN_CATEGORY
+                columns[feature.name] = np.array([value], dtype=object)
+            elif type(value) in kinds and low <= value <= high:
+                if dtype is np.float64:
+                    value = float(value)  # as the array holds it (the cache key, the log)
+                    if not math.isfinite(value):
+                        return None
+                columns[feature.name] = np.array([value], dtype=dtype)
+            else:
+                return None
+            row[feature.name] = value
+        return ColumnBatch(columns, 1, {}, [row])
+
     def columns(
         self, columns: Mapping[str, Sequence[Any]], size: int, strict: bool = False
     ) -> ColumnBatch:
         """One list (or array) of values per feature, all of `size` rows. `strict`: each value
         of its JSON type (a typed tensor: no numeric strings, no bools, no floats for an
         integer feature)."""
+        if size == 1 and len(columns) == len(FEATURE_NAMES):  # one row: as a record (strict)
+            try:
+                batch = self._one({name: values[0] for name, values in columns.items()})
+            except (IndexError, KeyError, TypeError):
+                batch = None
+            if batch is not None:
+                return batch
         checked = self.check(columns, size, strict=strict)
         if checked.problems:
             raise InvalidBatch(checked.problems)

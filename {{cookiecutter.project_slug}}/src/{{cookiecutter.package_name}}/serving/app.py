@@ -17,14 +17,13 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from prometheus_fastapi_instrumentator import Instrumentator
-from prometheus_fastapi_instrumentator import metrics as http_metrics
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..drift.monitor import DriftCollector, DriftMonitor
 from ..inference.validation import Validator
 from ..settings import Settings, get_settings
+from .http_metrics import RequestMetrics
 from .metrics import LATENCY_BUCKETS, Metrics
 from .model_manager import ModelManager
 from .protocols.inputs import ProtocolInput
@@ -169,17 +168,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mlflow_scoring_router(protocol_input))
     app.include_router(operations_router(services))
     app.include_router(admin_router(services))
-    # Request counts and a latency histogram per route, nothing more: the instrumentator's
-    # default set (request/response size summaries, a second histogram) costs about 8% of the
-    # single-row throughput (measured with benchmarks/bench_serving.py).
-    Instrumentator(
-        should_group_status_codes=False, excluded_handlers=["/metrics"], registry=metrics.registry
-    ).add(
-        http_metrics.requests(registry=metrics.registry),
-        http_metrics.latency(
-            buckets=LATENCY_BUCKETS, should_include_status=False, registry=metrics.registry
-        ),
-    ).instrument(app)
+    app.add_middleware(
+        RequestMetrics, registry=metrics.registry, buckets=LATENCY_BUCKETS, excluded=["/metrics"]
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel
 from starlette.requests import Request
 
 from ...inference.predictor import Predictor
@@ -29,11 +29,48 @@ def _answer(model: Predictor, request_id: str, body: dict[str, Any]) -> Response
     )
 
 
+def batch_records(body: dict[str, Any], max_rows: int) -> list[dict[str, Any]]:
+    """The records of a batch body: `{"records": [objects]}`, 1 to `max_rows` of them (the
+    shape; their values are the validator's)."""
+    records = body.get("records")
+    problem = None
+    if set(body) - {"records"}:
+        problem = (
+            "extra_forbidden",
+            "Extra inputs are not permitted",
+            sorted(set(body) - {"records"})[0],
+        )
+    elif not isinstance(records, list):
+        problem = ("list_type", "Input should be a valid list", "records")
+    elif not 1 <= len(records) <= max_rows:
+        problem = (
+            "too_short" if not records else "too_long",
+            f"List should have 1 to {max_rows} items (MAX_BATCH_SIZE), not {len(records)}",
+            "records",
+        )
+    else:
+        for i, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "dict_type",
+                            "loc": ("body", "records", i),
+                            "msg": "Input should be a valid dictionary",
+                            "input": None,
+                        }
+                    ]
+                )
+    if problem is not None:
+        kind, message, where = problem
+        raise RequestValidationError(
+            [{"type": kind, "loc": ("body", where), "msg": message, "input": None}]
+        )
+    return records  # type: ignore[return-value]
+
+
 def prediction_router(
-    services: ScoringService,
-    validator: Validator,
-    record_model: type[BaseModel],
-    batch_model: type[BaseModel],
+    services: ScoringService, validator: Validator, record_model: Any, batch_model: Any
 ) -> APIRouter:
     """No model loaded: ModelNotReady, answered 503 by the app's handler."""
     router = APIRouter(tags=["predictions"])
@@ -43,7 +80,7 @@ def prediction_router(
         """Score one transaction."""
         started = time.perf_counter()
         try:
-            batch = validator.records([record.model_dump()])  # type: ignore[attr-defined]
+            batch = validator.records([record])
         except InvalidBatch as exc:
             raise request_error(exc.problems, lambda _row, field: ("body", field)) from None
         request_id = request_id_from(request.headers.get("x-request-id"))
@@ -54,7 +91,7 @@ def prediction_router(
     async def predict_batch(request: Request, body: batch_model) -> Response:  # type: ignore[valid-type]
         """Score a list of transactions (at most MAX_BATCH_SIZE)."""
         started = time.perf_counter()
-        records = [r.model_dump() for r in body.records]  # type: ignore[attr-defined]
+        records = batch_records(body, services.settings.max_batch_size)
         try:
             batch = validator.records(records)
         except InvalidBatch as exc:
