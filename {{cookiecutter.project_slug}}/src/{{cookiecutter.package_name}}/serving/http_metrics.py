@@ -1,6 +1,6 @@
 """Request counts and a latency histogram per route, as a plain ASGI middleware: the metrics
-and labels of prometheus-fastapi-instrumentator's `requests` and `latency` (the dashboards and
-alert rules read them), nothing more.
+and labels the dashboards and alert rules read (the names prometheus-fastapi-instrumentator's
+`requests` and `latency` gave them, which this replaces), nothing more.
 
 The route is the one the router matched, read from the ASGI scope after the app answered
 (Starlette records it as `scope["route"]`): no route is matched a second time per request
