@@ -184,7 +184,7 @@ class Validator:
         self.unknown_category = unknown_category
         self.known = {f.name: frozenset(f.categories) for f in FEATURES if f.kind == "categorical"}
         self._nullable = any(f.nullable for f in FEATURES)
-        self._by_dtype = [
+        self._by_dtype: list[tuple[list[str], Any]] = [
             (names, dtype)
             for names, dtype in (
                 ([f.name for f in FEATURES if f.kind == "categorical"], object),

@@ -76,7 +76,7 @@ def prediction_router(
     router = APIRouter(tags=["predictions"])
 
     @router.post("/predict", response_model=PredictionResponse, responses=NOT_READY)
-    async def predict(request: Request, record: record_model) -> Response:  # type: ignore[valid-type]
+    async def predict(request: Request, record: record_model) -> Response:
         """Score one transaction."""
         started = time.perf_counter()
         try:
@@ -88,7 +88,7 @@ def prediction_router(
         return _answer(model, request_id, result.rows()[0])
 
     @router.post("/predict/batch", response_model=BatchResponse, responses=NOT_READY)
-    async def predict_batch(request: Request, body: batch_model) -> Response:  # type: ignore[valid-type]
+    async def predict_batch(request: Request, body: batch_model) -> Response:
         """Score a list of transactions (at most MAX_BATCH_SIZE)."""
         started = time.perf_counter()
         records = batch_records(body, services.settings.max_batch_size)
