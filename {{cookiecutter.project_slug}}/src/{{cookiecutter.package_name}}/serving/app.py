@@ -29,7 +29,6 @@ from .model_manager import ModelManager
 from .protocols.inputs import ProtocolInput
 from .protocols.mlflow_scoring import mlflow_scoring_router
 from .protocols.open_inference import open_inference_router
-from .requests import build_request_models, is_json
 from .routes import admin_router, operations_router, prediction_router
 from .scoring import ModelNotReady, ScoringService, UnscorableInput
 
@@ -97,26 +96,18 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     """422 naming each field. Only JSON-safe parts of the errors are echoed (an input of NaN
     or a nested exception would otherwise turn the error response itself into a 500)."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    content_type = request.headers.get("content-type")
-    detail = []
-    for e in errors:
-        loc, msg = tuple(e["loc"]), str(e["msg"])
-        if e["type"] == "json_invalid":
-            loc = ("body",)  # FastAPI places it at the character offset
-        elif loc == ("body",) and not is_json(content_type):
-            # FastAPI reads a body as JSON only when it is labelled JSON
-            msg = f"Content-Type must be application/json, got {content_type or 'none'}"
-        detail.append(
-            {
-                "loc": [str(p) if not isinstance(p, int) else p for p in loc],
-                "msg": msg,
-                "type": str(e["type"]),
-            }
-        )
+    detail = [
+        {
+            "loc": [str(p) if not isinstance(p, int) else p for p in e["loc"]],
+            "msg": str(e["msg"]),
+            "type": str(e["type"]),
+        }
+        for e in errors
+    ]
     message = "; ".join(f"{_field_path(tuple(e['loc']))}: {e['msg']}" for e in detail)
     return JSONResponse({"detail": detail, "message": message}, status_code=422)
 
@@ -137,9 +128,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # statistics at scrape time, off the request path (drift/monitor.py)
         services.drift = DriftMonitor(settings.drift_window_size)
         metrics.registry.register(DriftCollector(services.drift, services.serving_reference))
-    record_model, batch_model = build_request_models(
-        settings.unknown_category, settings.max_batch_size
-    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -163,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # one validator for every entry (the schema's rules; UNKNOWN_CATEGORY decides unknowns)
     validator = Validator(settings.unknown_category)
     protocol_input = ProtocolInput(services, validator, settings.max_batch_size)
-    app.include_router(prediction_router(services, validator, record_model, batch_model))
+    app.include_router(prediction_router(services, validator))
     app.include_router(open_inference_router(protocol_input))
     app.include_router(mlflow_scoring_router(protocol_input))
     app.include_router(operations_router(services))

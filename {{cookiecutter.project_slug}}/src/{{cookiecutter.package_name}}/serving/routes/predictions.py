@@ -13,7 +13,14 @@ from starlette.requests import Request
 
 from ...inference.predictor import Predictor
 from ...inference.validation import InvalidBatch, Validator
-from ..requests import request_error, request_id_from
+from ..requests import (
+    batch_schema,
+    documented_body,
+    read_json,
+    record_schema,
+    request_error,
+    request_id_from,
+)
 from ..responses import NOT_READY, BatchResponse, PredictionResponse
 from ..scoring import ScoringService
 
@@ -29,12 +36,25 @@ def _answer(model: Predictor, request_id: str, body: dict[str, Any]) -> Response
     )
 
 
-def batch_records(body: dict[str, Any], max_rows: int) -> list[dict[str, Any]]:
+def batch_records(body: Any, max_rows: int) -> list[dict[str, Any]]:
     """The records of a batch body: `{"records": [objects]}`, 1 to `max_rows` of them (the
     shape; their values are the validator's)."""
+    if not isinstance(body, dict):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "dict_type",
+                    "loc": ("body",),
+                    "msg": "Input should be a valid dictionary",
+                    "input": None,
+                }
+            ]
+        )
     records = body.get("records")
     problem = None
-    if set(body) - {"records"}:
+    if "records" not in body:
+        problem = ("missing", "Field required", "records")
+    elif set(body) - {"records"}:
         problem = (
             "extra_forbidden",
             "Extra inputs are not permitted",
@@ -69,16 +89,32 @@ def batch_records(body: dict[str, Any], max_rows: int) -> list[dict[str, Any]]:
     return records  # type: ignore[return-value]
 
 
-def prediction_router(
-    services: ScoringService, validator: Validator, record_model: Any, batch_model: Any
-) -> APIRouter:
+def prediction_router(services: ScoringService, validator: Validator) -> APIRouter:
     """No model loaded: ModelNotReady, answered 503 by the app's handler."""
     router = APIRouter(tags=["predictions"])
 
-    @router.post("/predict", response_model=PredictionResponse, responses=NOT_READY)
-    async def predict(request: Request, record: record_model) -> Response:
+    settings = services.settings
+    one = documented_body(record_schema(settings.unknown_category))
+    many = documented_body(batch_schema(settings.unknown_category, settings.max_batch_size))
+
+    @router.post(
+        "/predict", response_model=PredictionResponse, responses=NOT_READY, openapi_extra=one
+    )
+    async def predict(request: Request) -> Response:
         """Score one transaction."""
         started = time.perf_counter()
+        record = await read_json(request)
+        if not isinstance(record, dict):
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "dict_type",
+                        "loc": ("body",),
+                        "msg": "Input should be a valid dictionary",
+                        "input": None,
+                    }
+                ]
+            )
         try:
             batch = validator.records([record])
         except InvalidBatch as exc:
@@ -87,11 +123,13 @@ def prediction_router(
         model, result = await services.score(batch, request_id, started)
         return _answer(model, request_id, result.rows()[0])
 
-    @router.post("/predict/batch", response_model=BatchResponse, responses=NOT_READY)
-    async def predict_batch(request: Request, body: batch_model) -> Response:
+    @router.post(
+        "/predict/batch", response_model=BatchResponse, responses=NOT_READY, openapi_extra=many
+    )
+    async def predict_batch(request: Request) -> Response:
         """Score a list of transactions (at most MAX_BATCH_SIZE)."""
         started = time.perf_counter()
-        records = batch_records(body, services.settings.max_batch_size)
+        records = batch_records(await read_json(request), settings.max_batch_size)
         try:
             batch = validator.records(records)
         except InvalidBatch as exc:
