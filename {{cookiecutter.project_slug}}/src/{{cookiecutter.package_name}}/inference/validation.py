@@ -391,6 +391,18 @@ class Validator:
                     mapped = values if known.issuperset(values) else _mapped(values, known)
                     return np.array(mapped, dtype=object), None
             distinct, indices, nulls = values, np.arange(size), np.zeros(size, dtype=bool)
+        if (
+            blanks is None
+            and not nulls.any()
+            and all(
+                type(v) is str
+                and v
+                and (v in known or (not reject and len(v) <= MAX_CATEGORY_LENGTH))
+                for v in distinct
+            )
+        ):  # every distinct value valid: only the mapping is spread to the rows
+            mapped = distinct if reject else _mapped(distinct, known)
+            return np.array(mapped, dtype=object)[indices], None
         # each rule on the distinct values, then spread to the rows
         absent = np.array([v is MISSING for v in distinct], dtype=bool)[indices]
         blank = np.array([v is None or v is MISSING or v != v or v == "" for v in distinct])
@@ -490,6 +502,8 @@ def _refuse(
     mask: np.ndarray,
     values: Any,
 ) -> None:
+    if not mask.any():
+        return
     problems.add(feature.name, kind, message, mask & ~problems_of(problems, feature.name), values)
 
 
@@ -592,6 +606,8 @@ def _numeric(
             if high.any():
                 message = f"Input should be less than or equal to {_bound(feature.maximum)}"
                 _refuse(problems, feature, "less_than_equal", message, high, shown())
+    if not problems.found and not blank.any():  # the common case: nothing to patch
+        return (x.astype(np.int64) if integer else x), blank
     refused = problems_of(problems, feature.name)
     if refused.any() or blank.any():
         x = np.where(refused, 0.0, x)
