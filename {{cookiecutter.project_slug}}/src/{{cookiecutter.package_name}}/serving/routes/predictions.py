@@ -36,57 +36,35 @@ def _answer(model: Predictor, request_id: str, body: dict[str, Any]) -> Response
     )
 
 
+def _refused(kind: str, message: str, *loc: str | int) -> RequestValidationError:
+    """FastAPI's own 422 for a body of the wrong shape, located under `body`."""
+    return RequestValidationError(
+        [{"type": kind, "loc": ("body", *loc), "msg": message, "input": None}]
+    )
+
+
+def an_object(body: Any, *loc: str | int) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise _refused("dict_type", "Input should be a valid dictionary", *loc)
+    return body
+
+
 def batch_records(body: Any, max_rows: int) -> list[dict[str, Any]]:
     """The records of a batch body: `{"records": [objects]}`, 1 to `max_rows` of them (the
     shape; their values are the validator's)."""
-    if not isinstance(body, dict):
-        raise RequestValidationError(
-            [
-                {
-                    "type": "dict_type",
-                    "loc": ("body",),
-                    "msg": "Input should be a valid dictionary",
-                    "input": None,
-                }
-            ]
-        )
+    body = an_object(body)
     records = body.get("records")
-    problem = None
+    extra = sorted(set(body) - {"records"})
     if "records" not in body:
-        problem = ("missing", "Field required", "records")
-    elif set(body) - {"records"}:
-        problem = (
-            "extra_forbidden",
-            "Extra inputs are not permitted",
-            sorted(set(body) - {"records"})[0],
-        )
-    elif not isinstance(records, list):
-        problem = ("list_type", "Input should be a valid list", "records")
-    elif not 1 <= len(records) <= max_rows:
-        problem = (
-            "too_short" if not records else "too_long",
-            f"List should have 1 to {max_rows} items (MAX_BATCH_SIZE), not {len(records)}",
-            "records",
-        )
-    else:
-        for i, record in enumerate(records):
-            if not isinstance(record, dict):
-                raise RequestValidationError(
-                    [
-                        {
-                            "type": "dict_type",
-                            "loc": ("body", "records", i),
-                            "msg": "Input should be a valid dictionary",
-                            "input": None,
-                        }
-                    ]
-                )
-    if problem is not None:
-        kind, message, where = problem
-        raise RequestValidationError(
-            [{"type": kind, "loc": ("body", where), "msg": message, "input": None}]
-        )
-    return records  # type: ignore[return-value]
+        raise _refused("missing", "Field required", "records")
+    if extra:
+        raise _refused("extra_forbidden", "Extra inputs are not permitted", extra[0])
+    if not isinstance(records, list):
+        raise _refused("list_type", "Input should be a valid list", "records")
+    if not 1 <= len(records) <= max_rows:
+        message = f"List should have 1 to {max_rows} items (MAX_BATCH_SIZE), not {len(records)}"
+        raise _refused("too_short" if not records else "too_long", message, "records")
+    return [an_object(record, "records", i) for i, record in enumerate(records)]
 
 
 def prediction_router(services: ScoringService, validator: Validator) -> APIRouter:
@@ -103,18 +81,7 @@ def prediction_router(services: ScoringService, validator: Validator) -> APIRout
     async def predict(request: Request) -> Response:
         """Score one transaction."""
         started = time.perf_counter()
-        record = await read_json(request)
-        if not isinstance(record, dict):
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "dict_type",
-                        "loc": ("body",),
-                        "msg": "Input should be a valid dictionary",
-                        "input": None,
-                    }
-                ]
-            )
+        record = an_object(await read_json(request))
         try:
             batch = validator.records([record])
         except InvalidBatch as exc:
