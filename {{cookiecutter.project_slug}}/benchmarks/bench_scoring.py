@@ -176,17 +176,14 @@ def model_ceiling(parquet_file: Path, seconds: float) -> float:
     JSON, so the ratio of the two is bounded by the model, not by the scorer."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from {{ cookiecutter.package_name }}.batch_scoring import (
-        check_chunk,
-        predict_chunk,
-        read_chunks,
-    )
-    from {{ cookiecutter.package_name }}.serving.registry import load_registered_model
+    from {{ cookiecutter.package_name }}.batch_scoring import predict_chunk, read_chunks
+    from {{ cookiecutter.package_name }}.inference.registry import load_registered_model
+    from {{ cookiecutter.package_name }}.inference.validation import Validator
 
     settings = get_settings()
     model = load_registered_model(settings.model_copy(update={"serve_threads_per_worker": 1}))
     batch = next(iter(read_chunks(parquet_file, 100_000)))
-    columns, _reasons = check_chunk(batch, settings.unknown_category)
+    columns = Validator(settings.unknown_category).arrow(batch).valid_batch()
     cores = os.cpu_count() or 1
     with ThreadPoolExecutor(cores) as pool:
         list(pool.map(lambda _: predict_chunk(model, columns), range(cores)))  # warm-up

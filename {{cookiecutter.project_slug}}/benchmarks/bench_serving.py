@@ -408,14 +408,14 @@ def protocols(
 
 # --- in-process ceiling ------------------------------------------------------------------------
 def model_call_us(repeat: int) -> dict[str, float]:
-    from {{ cookiecutter.package_name }}.serving.registry import load_registered_model
+    from {{ cookiecutter.package_name }}.inference.registry import load_registered_model
+    from {{ cookiecutter.package_name }}.inference.validation import Validator
 
     settings = get_settings()
     model = load_registered_model(settings)
-    record = model.normalize(example_record())
     costs = {}
     for rows in (1, 64):
-        batch = [record] * rows
+        batch = Validator(settings.unknown_category).records([example_record()] * rows)
         for _ in range(50):
             model.predict(batch)
         started = time.perf_counter()
@@ -456,7 +456,7 @@ def model_call_us(repeat: int) -> dict[str, float]:
 def alias_check_ms(repeat: int = 30) -> float:
     """CPU ms of one alias check (what MODEL_POLL_SECONDS runs once per interval per worker):
     a bound on the polling cost that the noise of a load test cannot hide."""
-    from {{ cookiecutter.package_name }}.serving.registry import resolve_alias
+    from {{ cookiecutter.package_name }}.inference.registry import resolve_alias
 
     settings = get_settings()
     resolve_alias(settings)
@@ -734,7 +734,7 @@ def main() -> int:
         from bench_scoring import bench as bench_scoring
 
         print(f"batch scoring against /predict/batch, {args.score_rows:,} rows:")
-        scoring = bench_scoring(args.score_rows, args.duration, args.score_workdir)
+        scoring = bench_scoring(args.score_rows, args.duration, args.s{{ cookiecutter.package_name }}dir)
         summary.update(scoring["summary"])
     print("ratios (target in brackets; [-]: information):")
     for key, ratio in summary.items():

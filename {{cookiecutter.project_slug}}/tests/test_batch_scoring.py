@@ -19,14 +19,14 @@ from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 from .serving.test_mlflow_protocol import sample_records
 
 BAD_ROWS: list[tuple[dict[str, Any], str]] = [
-    ({"amount": "-5"}, "amount: below 0"),
-    ({"amount": "abc"}, "amount: missing or not a number"),
-    ({"amount": ""}, "amount: missing or not a number"),
-    ({"amount": "nan"}, "amount: not a finite number"),
-    ({"amount": "inf"}, "amount: not a finite number"),
-    ({"hour": "3.5"}, "hour: not an integer"),
-    ({"hour": "24"}, "hour: above 23"),
-    ({"channel": "telepathy"}, "channel: not one of"),
+    ({"amount": "-5"}, "amount: Input should be greater than or equal to 0"),
+    ({"amount": "abc"}, "amount: Input should be a valid number"),
+    ({"amount": ""}, "amount: Input should be a valid number"),
+    ({"amount": "nan"}, "amount: Input should be a finite number"),
+    ({"amount": "inf"}, "amount: Input should be a finite number"),
+    ({"hour": "3.5"}, "hour: Input should be a valid integer"),
+    ({"hour": "24"}, "hour: Input should be less than or equal to 23"),
+    ({"channel": "telepathy"}, "channel: Input should be 'chip'"),
 ]
 
 
@@ -53,11 +53,12 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def expected(settings: Settings, records: list[dict[str, Any]]) -> tuple[list[str], np.ndarray]:
-    from {{ cookiecutter.package_name }}.serving.registry import load_registered_model
+    from {{ cookiecutter.package_name }}.inference.registry import load_registered_model
+    from {{ cookiecutter.package_name }}.inference.validation import Validator
 
     model = load_registered_model(settings)
-    labels, probabilities = model.predict([model.normalize(r) for r in records])
-    return [CLASS_NAMES[i] for i in labels], np.asarray(probabilities)
+    result = model.predict(Validator(settings.unknown_category).records(records))
+    return result.class_names(), np.asarray(result.probabilities)
 
 
 def read(path: Path) -> list[dict[str, Any]]:

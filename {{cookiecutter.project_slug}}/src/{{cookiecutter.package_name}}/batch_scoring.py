@@ -5,7 +5,7 @@ protocols.
     make score INPUT=data/new.csv OUTPUT=predictions.parquet
 
 The file is streamed in chunks (memory stays flat whatever its size). Every row is checked
-against `schema.FEATURES` with the server's rules (present, finite, in range, integer where
+by the server's validator (`inference/validation.py`: present, finite, in range, integer where
 the feature is, a known category unless UNKNOWN_CATEGORY=unknown); a bad row goes to the
 rejects file with its reason, none is dropped silently. Columns that are not features (an id)
 are carried into the predictions. The model is loaded by the server's loader and runs through
@@ -30,13 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from .schema import CLASS_NAMES, FEATURE_NAMES, FEATURES
-from .serving.requests import MAX_CATEGORY_LENGTH, UNKNOWN_CATEGORY
+from .inference.batch import ColumnBatch
+from .inference.predictor import Predictor
+from .inference.results import Result
+from .inference.validation import Checked, Validator
+from .schema import FEATURE_NAMES
 from .settings import Settings, get_settings
 
 FORMATS = (".csv", ".parquet")
-ROW, LABEL, VERSION, REASON = "row", "label", "model_version", "reason"
-PROBABILITY = {name: f"probability_{name}" for name in CLASS_NAMES}
+ROW, VERSION, REASON = "row", "model_version", "reason"
 
 
 class ScoringError(ValueError):
@@ -74,7 +76,7 @@ def sha256_of(path: Path) -> str:
 
 def read_chunks(path: Path, chunk_rows: int) -> Iterator[Any]:
     """pyarrow RecordBatches of about `chunk_rows` rows; CSV columns all as text (each value is
-    converted, and refused with a reason, by `check_chunk`)."""
+    converted, and refused with a reason, by the validator)."""
     import pyarrow as pa
 
     if file_format(path) == ".parquet":
@@ -103,41 +105,15 @@ def read_chunks(path: Path, chunk_rows: int) -> Iterator[Any]:
     yield from reader
 
 
-def _numbers(column: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(float64 values, True where the value is not a number) for one pyarrow column."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    try:
-        values = pc.cast(column, pa.float64())
-        array = values.to_numpy(zero_copy_only=False)
-        return array.astype(np.float64, copy=False), np.asarray(values.is_null())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    # some value is not a number: convert one by one (only chunks with bad values get here)
-    array = np.full(len(column), np.nan)
-    bad = np.zeros(len(column), dtype=bool)
-    for i, value in enumerate(column.to_pylist()):
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            array[i] = float(value)
-        except (TypeError, ValueError):
-            bad[i] = True
-    return array, bad
-
-
 class Reasons:
     """Why each row of a chunk is refused: the first problem found wins; code 0 = valid. A code
-    per row and one message per problem keep the checks vectorised (no string per row)."""
+    per row and one message per problem keep it vectorised (no string per row)."""
 
-    def __init__(self, rows: int) -> None:
-        self.codes = np.zeros(rows, dtype=np.uint16)
-        self.messages = [""]
+    def __init__(self, checked: Checked) -> None:
+        self.codes = (checked.reasons + 1).astype(np.uint16)
+        self.messages = ["", *(f"{p.column}: {p.message}" for p in checked.problems)]
 
     def add(self, mask: np.ndarray, reason: str) -> None:
-        if not mask.any():
-            return
         fresh = mask & (self.codes == 0)
         if fresh.any():
             self.messages.append(reason)
@@ -152,65 +128,10 @@ class Reasons:
         return np.asarray(self.messages, dtype=object)[self.codes[mask]]
 
 
-def _categories(column: Any, feature: Any, unknown_category: str, reasons: Reasons) -> np.ndarray:
-    """The column as the object array of str onnxruntime takes, unknown categories mapped.
-    Checked per distinct value (a handful), not per row: the column is dictionary-encoded and
-    the array built by indexing the few distinct values."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    name = feature.name
-    if pa.types.is_dictionary(column.type) or not (
-        pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-    ):
-        column = pc.cast(column, pa.string())
-    if column.null_count:
-        reasons.add(np.asarray(column.is_null()), f"{name}: missing value")
-        column = column.fill_null("")
-    encoded = pc.dictionary_encode(column)
-    distinct = encoded.dictionary.to_pylist()
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    known = np.array([value in feature.categories for value in distinct], dtype=bool)
-    if unknown_category == "reject":
-        reasons.add(~known[indices], f"{name}: not one of {', '.join(feature.categories)}")
-        mapped = distinct
-    else:
-        too_long = np.array([len(v) > MAX_CATEGORY_LENGTH for v in distinct], dtype=bool)
-        reasons.add(too_long[indices], f"{name}: longer than {MAX_CATEGORY_LENGTH} characters")
-        mapped = [v if ok else UNKNOWN_CATEGORY for v, ok in zip(distinct, known, strict=True)]
-    values: np.ndarray = np.asarray(mapped, dtype=object)[indices]
-    return values
-
-
-def check_chunk(batch: Any, unknown_category: str) -> tuple[dict[str, np.ndarray], Reasons]:
-    """(feature columns as numpy, why each row is refused), with the server's rules."""
-    reasons = Reasons(batch.num_rows)
-    columns: dict[str, np.ndarray] = {}
-    for feature in FEATURES:
-        column = batch.column(feature.name)
-        name = feature.name
-        if feature.kind == "categorical":
-            columns[name] = _categories(column, feature, unknown_category, reasons)
-            continue
-        values, not_number = _numbers(column)
-        reasons.add(not_number, f"{name}: missing or not a number")
-        with np.errstate(invalid="ignore"):
-            reasons.add(~np.isfinite(values), f"{name}: not a finite number")
-            if feature.minimum is not None:
-                reasons.add(values < feature.minimum, f"{name}: below {feature.minimum:g}")
-            if feature.maximum is not None:
-                reasons.add(values > feature.maximum, f"{name}: above {feature.maximum:g}")
-            if feature.dtype == "int":
-                reasons.add(values != np.floor(values), f"{name}: not an integer")
-        columns[name] = values
-    return columns, reasons
-
-
-def predict_chunk(model: Any, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(label indices, float64 probabilities) of valid rows: the served model on whole columns
-    (onnxruntime releases the GIL, so chunks run on several threads at once)."""
-    labels, probabilities = model.predict_columns(columns)
-    return np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
+def predict_chunk(model: Predictor, batch: ColumnBatch) -> Result:
+    """The result of a chunk's valid rows: the served model on whole columns (onnxruntime
+    releases the GIL, so chunks run on several threads at once)."""
+    return model.predict(batch)
 
 
 class TableWriter:
@@ -252,7 +173,7 @@ class Chunk:
     batch: Any
     rows: np.ndarray  # 1-based row numbers in the file
     reasons: Reasons
-    scored: Future[tuple[np.ndarray, np.ndarray]] | None
+    scored: Future[Result] | None
 
 
 class ChunkWriter:
@@ -262,21 +183,19 @@ class ChunkWriter:
         import pyarrow as pa
 
         self.version = version
-        self.outputs = TableWriter(output_path, dictionary=(LABEL, VERSION))
+        self.outputs = TableWriter(output_path, dictionary=("label", VERSION))
         self.rejects = TableWriter(rejects_path)
-        self.class_names = pa.array(CLASS_NAMES)
-        self.output_schema = pa.schema([(ROW, pa.int64()), (LABEL, pa.string())])
+        self.output_schema = pa.schema([(ROW, pa.int64())])
         self.reject_schema = pa.schema([(ROW, pa.int64()), (REASON, pa.string())])
 
     def write(self, chunk: Chunk, summary: Summary) -> None:
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         batch, reasons = chunk.batch, chunk.reasons
         valid = reasons.valid
         if chunk.scored is not None:
-            labels, probabilities = chunk.scored.result()
-            finite = np.isfinite(probabilities).all(axis=1)
+            result = chunk.scored.result()
+            finite = result.finite()
             if not finite.all():  # never written as a prediction (as the server refuses it)
                 unscorable = np.zeros_like(valid)
                 unscorable[np.flatnonzero(valid)[~finite]] = True
@@ -284,7 +203,7 @@ class ChunkWriter:
                     unscorable, "the model gave a non-finite score (values far outside training)"
                 )
                 valid = reasons.valid
-                labels, probabilities = labels[finite], probabilities[finite]
+                result = result.take(finite)
             everything = bool(valid.all())
             kept = batch if everything else batch.filter(pa.array(valid))
             extra = [name for name in batch.schema.names if name not in FEATURE_NAMES]
@@ -292,17 +211,13 @@ class ChunkWriter:
                 {
                     **{name: kept.column(name) for name in extra},
                     ROW: chunk.rows if everything else chunk.rows[valid],
-                    LABEL: pc.take(self.class_names, pa.array(labels.astype(np.int64))),
-                    **{
-                        PROBABILITY[c]: np.ascontiguousarray(probabilities[:, i])
-                        for i, c in enumerate(CLASS_NAMES)
-                    },
-                    VERSION: pa.repeat(self.version, len(labels)),
+                    **result.table_columns(),
+                    VERSION: pa.repeat(self.version, len(result)),
                 }
             )
             self.output_schema = table.schema
             self.outputs.write(table)
-            summary.scored += len(labels)
+            summary.scored += len(result)
         if not valid.all():
             refused = ~valid
             table = pa.table(
@@ -339,7 +254,7 @@ def score_file(
     on two threads) and the next is read and checked (pyarrow decodes ahead on its own
     threads). At most `cores + 1` chunks are held at once: memory does not follow the file.
     """
-    from .serving.registry import load_registered_model
+    from .inference.registry import load_registered_model
 
     for path in (input_path, output_path, rejects_path):
         file_format(path)
@@ -353,6 +268,7 @@ def score_file(
             settings.model_copy(update={"serve_threads_per_worker": 1})
         )
         summary = Summary(model_version=model.version)
+        validator = Validator(settings.unknown_category)
         writer = ChunkWriter(output_path, rejects_path, model.version)
         pending: deque[Chunk] = deque()
         for batch in read_chunks(input_path, chunk_rows):
@@ -361,14 +277,10 @@ def score_file(
                 raise ScoringError(f"{input_path}: missing feature column(s) {', '.join(missing)}")
             n = batch.num_rows
             rows = np.arange(summary.rows + 1, summary.rows + n + 1, dtype=np.int64)
-            columns, reasons = check_chunk(batch, settings.unknown_category)
-            valid = reasons.valid
-            if valid.all():
-                scored = scorers.submit(predict_chunk, model, columns)
-            elif valid.any():
-                scored = scorers.submit(
-                    predict_chunk, model, {k: v[valid] for k, v in columns.items()}
-                )
+            checked = validator.arrow(batch)
+            reasons = Reasons(checked)
+            if checked.valid.any():
+                scored = scorers.submit(predict_chunk, model, checked.valid_batch())
             else:
                 scored = None
             pending.append(Chunk(batch, rows, reasons, scored))
@@ -438,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
         print("score: --chunk-rows must be at least 1", file=sys.stderr)
         return 2
     settings = get_settings()
-    from .serving.predictor import ModelLoadError
+    from .inference.predictor import ModelLoadError
 
     try:
         summary = score_file(args.input, args.output, args.rejects, settings, args.chunk_rows)

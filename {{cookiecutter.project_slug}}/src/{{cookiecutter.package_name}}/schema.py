@@ -16,6 +16,8 @@ class Feature:
     minimum: float | None = None
     maximum: float | None = None
     categories: tuple[str, ...] = ()
+    # True: a blank (null, absent, empty CSV cell) is a valid value, passed to the model as
+    # missing (NaN / ""); False: a blank is refused naming the feature
     nullable: bool = False
 
 

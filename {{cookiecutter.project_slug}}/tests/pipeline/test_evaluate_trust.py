@@ -15,7 +15,7 @@ import mlflow
 import pytest
 
 from {{ cookiecutter.package_name }}.pipeline.evaluate import evaluate
-from {{ cookiecutter.package_name }}.serving.registry import ModelLoadError
+from {{ cookiecutter.package_name }}.inference.registry import ModelLoadError
 
 MARKER = "EVALUATE_TRUST_MARKER"
 

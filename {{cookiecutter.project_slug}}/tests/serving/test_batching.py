@@ -16,11 +16,14 @@ from fastapi.testclient import TestClient
 from httpx import ASGITransport, AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from {{ cookiecutter.package_name }}.inference.batch import ColumnBatch
+from {{ cookiecutter.package_name }}.inference.predictor import Predictor
+from {{ cookiecutter.package_name }}.inference.registry import load_registered_model
+from {{ cookiecutter.package_name }}.inference.results import Classification
+from {{ cookiecutter.package_name }}.inference.validation import Validator
 from {{ cookiecutter.package_name }}.schema import CLASS_NAMES, FEATURES
 from {{ cookiecutter.package_name }}.serving.batching import LONE_CALLS, PROBE_EVERY, RowBatcher
 from {{ cookiecutter.package_name }}.serving.metrics import Metrics
-from {{ cookiecutter.package_name }}.serving.predictor import Predictor
-from {{ cookiecutter.package_name }}.serving.registry import load_registered_model
 from {{ cookiecutter.package_name }}.serving.requests import example_record
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -44,43 +47,50 @@ def model(registered_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Pr
     return load_registered_model(settings)
 
 
+def row(record: dict[str, Any]) -> ColumnBatch:
+    """The record as the validator gives it to the service: a one-row batch."""
+    return Validator().records([record])
+
+
 def counting(model: Predictor, calls: list[int]) -> Predictor:
     """A copy of `model` (another model object) that records the rows of each call."""
 
-    def score(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        calls.append(len(rows))
-        return model.score(rows)
+    def score(batch: ColumnBatch) -> Classification:
+        calls.append(batch.size)
+        return model.score(batch)
 
     return replace(model, score=score)
 
 
 def failing_on_poison(model: Predictor, calls: list[int]) -> Predictor:
-    def score(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        calls.append(len(rows))
-        if any(row[NUMERIC.name] == POISON for row in rows):
+    def score(batch: ColumnBatch) -> Classification:
+        calls.append(batch.size)
+        if (batch.columns[NUMERIC.name] == POISON).any():
             raise RuntimeError("model failed on this input")
-        return model.score(rows)
+        return model.score(batch)
 
     return replace(model, score=score)
 
 
-def alone(model: Predictor, record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    return model.predict([model.normalize(record)])
+def alone(model: Predictor, record: dict[str, Any]) -> Classification:
+    return model.predict(row(record))
 
 
-def same_scores(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray]) -> bool:
+def same_scores(got: Classification, want: Classification) -> bool:
     """The same label and probabilities, in the shapes of a one-row model call."""
-    labels, probabilities = got
-    if labels.shape != want[0].shape or probabilities.shape != want[1].shape:
+    if got.labels.shape != want.labels.shape or got.probabilities.shape != want.probabilities.shape:
         return False
-    return bool(np.array_equal(labels, want[0]) and np.allclose(probabilities, want[1], atol=1e-6))
+    return bool(
+        np.array_equal(got.labels, want.labels)
+        and np.allclose(got.probabilities, want.probabilities, atol=1e-6)
+    )
 
 
 def concurrently(batcher: RowBatcher, pairs: list[tuple[Predictor, dict[str, Any]]]) -> list[Any]:
     """Submit every record in one loop turn, as requests arriving together do."""
 
     async def main() -> list[Any]:
-        tasks = [batcher.predict(m, m.normalize(r)) for m, r in pairs]
+        tasks = [batcher.predict(m, row(r)) for m, r in pairs]
         return await asyncio.gather(*tasks, return_exceptions=True)
 
     return asyncio.run(main())
@@ -110,16 +120,16 @@ def lone_requests(batcher: RowBatcher, model: Predictor, n: int) -> None:
 
     async def main() -> None:
         for record in records(n):
-            await batcher.predict(model, model.normalize(record))
+            await batcher.predict(model, row(record))
 
     asyncio.run(main())
 
 
 def scored_without_yielding(
     batcher: RowBatcher, model: Predictor, record: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> Classification | None:
     """The request's scores when it got them without giving up its loop turn, else None."""
-    step = batcher.predict(model, model.normalize(record))
+    step = batcher.predict(model, row(record))
     try:
         step.send(None)
     except StopIteration as done:
@@ -193,7 +203,7 @@ def test_a_request_cancelled_while_queued_does_not_disturb_the_others(model: Pre
     batch = records(3)
 
     async def main() -> list[Any]:
-        tasks = [asyncio.create_task(batcher.predict(model, model.normalize(r))) for r in batch]
+        tasks = [asyncio.create_task(batcher.predict(model, row(r))) for r in batch]
         await asyncio.sleep(0)  # every task queued its row; the batch is not scored yet
         tasks[1].cancel()
         return await asyncio.gather(*tasks, return_exceptions=True)
@@ -234,7 +244,8 @@ def test_concurrent_predict_requests_share_model_calls(
     assert rows == 8
     assert calls < 8
     for record, response in zip(batch, responses, strict=True):
-        labels, probabilities = alone(model, record)
+        result = alone(model, record)
+        labels, probabilities = result.labels, result.probabilities
         assert response.json()["label"] == CLASS_NAMES[labels[0]]
         want = dict(zip(CLASS_NAMES, probabilities[0].tolist(), strict=True))
         assert response.json()["probabilities"] == pytest.approx(want, abs=1e-6)

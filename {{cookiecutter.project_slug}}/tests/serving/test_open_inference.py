@@ -168,12 +168,12 @@ BAD: list[tuple[str, Any, str]] = [
     (
         "string in an FP32 tensor",
         {"inputs": tensors(RECORDS, amount={"data": [1.0, "2", 3.0]})},
-        "input 'amount' element 1: FP32 tensor holds '2'",
+        "input 'amount' element 1: Input should be a valid number (got '2')",
     ),
     (
         "fraction in an INT64 tensor",
         {"inputs": tensors(RECORDS, hour={"data": [1, 2.5, 3]})},
-        "input 'hour' element 1: INT64 tensor holds 2.5",
+        "input 'hour' element 1: Input should be a valid integer (got 2.5)",
     ),
     (
         "bool in an INT64 tensor",
@@ -188,7 +188,7 @@ BAD: list[tuple[str, Any, str]] = [
     (
         "number in a BYTES tensor",
         {"inputs": tensors(RECORDS, channel={"data": ["chip", 7, "chip"]})},
-        "input 'channel' element 1: BYTES tensor holds 7",
+        "input 'channel' element 1: Input should be a valid string (got 7)",
     ),
     (
         "shape [N, 2]",
@@ -239,7 +239,7 @@ BAD: list[tuple[str, Any, str]] = [
         json.dumps({"inputs": tensors(RECORDS, amount={"data": [1.0, "X", 3.0]})})
         .replace('"X"', "NaN")
         .encode(),
-        "not valid JSON",
+        "input 'amount' element 1: Input should be a finite number",
     ),
     (
         "unknown output",

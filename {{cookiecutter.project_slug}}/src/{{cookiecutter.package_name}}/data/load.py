@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import schema
+from ..inference.validation import TARGET_EXPECTED, Problem, Validator
 from . import raw
 
 
@@ -30,64 +32,75 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataValidationError(f"{path} cannot be read ({reason}): {raw.FIX}") from exc
 
 
+# how the data loader summarises the validator's problems: one line per kind of problem
+SUMMARY = {
+    "missing": "missing columns",
+    "int_parsing": "wrong type",
+    "float_parsing": "wrong type",
+    "int_from_float": "wrong type",
+    "finite_number": "wrong type",
+    "int_type": "empty values",
+    "float_type": "empty values",
+    "string_type": "empty values",
+    "greater_than_equal": "out of range",
+    "less_than_equal": "out of range",
+    "literal_error": "unknown categories",
+}
+
+
+def _summary(problem: Problem) -> str:
+    feature = schema.FEATURES_BY_NAME[problem.column]
+    kind = SUMMARY.get(problem.kind, "wrong type")
+    if kind == "wrong type":
+        return f"{feature.name} (expected {feature.dtype})"
+    if kind == "out of range":
+        low = feature.minimum if feature.minimum is not None else -np.inf
+        high = feature.maximum if feature.maximum is not None else np.inf
+        return f"{feature.name} (allowed {low:g}..{high:g})"
+    if kind == "unknown categories":
+        bad = sorted({str(v) for v in problem.values})
+        shown = ", ".join(repr(b) for b in bad[:3]) + (" ..." if len(problem.rows) > 3 else "")
+        return f"{feature.name} ({shown})"
+    return feature.name
+
+
 def validate(
     frame: pd.DataFrame, *, require_target: bool = True, source: str = "data"
 ) -> pd.DataFrame:
-    """The frame with schema dtypes (float32 numerics, str categories, int target), or raise."""
+    """The frame with schema dtypes (float32 numerics, str categories, int target), or raise:
+    the rules are the server's validator's (`inference/validation.py`), every unknown category
+    refused."""
     expected = [*schema.FEATURE_NAMES, *([schema.TARGET] if require_target else [])]
-    missing = [c for c in expected if c not in frame.columns]
-    problems: list[str] = []
-    if missing:
-        problems.append("missing columns: " + ", ".join(missing))
-    wrong_type: list[str] = []
-    nulls: list[str] = []
-    out_of_range: list[str] = []
-    unknown: list[str] = []
-    clean: dict[str, pd.Series] = {}
-    for feature in schema.FEATURES:
-        if feature.name not in frame.columns:
-            continue
-        column = frame[feature.name]
-        if column.isna().any():
-            nulls.append(feature.name)
-            continue
-        if feature.kind == "numeric":
-            values = pd.to_numeric(column, errors="coerce")
-            if values.isna().any() or (
-                feature.dtype == "int" and not np.all(np.mod(values, 1) == 0)
-            ):
-                wrong_type.append(f"{feature.name} (expected {feature.dtype})")
-                continue
-            low = feature.minimum if feature.minimum is not None else -np.inf
-            high = feature.maximum if feature.maximum is not None else np.inf
-            if ((values < low) | (values > high)).any():
-                out_of_range.append(f"{feature.name} (allowed {low:g}..{high:g})")
-            clean[feature.name] = values.astype(np.float32)
+    checked = Validator("reject").frame(frame)
+    by_kind: dict[str, list[str]] = {}
+    for problem in checked.problems:
+        kind = SUMMARY.get(problem.kind, "wrong type")
+        entry = _summary(problem)
+        if entry not in by_kind.setdefault(kind, []):
+            by_kind[kind].append(entry)
+    if require_target:
+        if schema.TARGET not in frame.columns:
+            by_kind.setdefault("missing columns", []).append(schema.TARGET)
         else:
-            values = column.astype(str)
-            bad = sorted(set(values.unique()) - set(feature.categories))
-            if bad:
-                shown = ", ".join(repr(b) for b in bad[:3]) + (" ..." if len(bad) > 3 else "")
-                unknown.append(f"{feature.name} ({shown})")
-            clean[feature.name] = values.astype(object)
-    if require_target and schema.TARGET in frame.columns:
-        target = pd.to_numeric(frame[schema.TARGET], errors="coerce")
-        if target.isna().any() or not set(target.unique()) <= {0, 1}:
-            wrong_type.append(f"{schema.TARGET} (expected 0/1)")
-        else:
-            clean[schema.TARGET] = target.astype(np.int64)
-    for label, names in (
-        ("wrong type", wrong_type),
-        ("empty values", nulls),
-        ("out of range", out_of_range),
-        ("unknown categories", unknown),
-    ):
-        if names:
-            problems.append(f"{label}: " + ", ".join(names))
+            target = Validator().target(frame[schema.TARGET].to_numpy())
+            if target is None:
+                by_kind.setdefault("wrong type", []).append(TARGET_EXPECTED)
+    problems = [
+        f"{label}: " + ", ".join(by_kind[label])
+        for label in ("missing columns", "wrong type", "empty values", "out of range",
+                      "unknown categories")
+        if label in by_kind
+    ]  # fmt: skip
     if problems:
         raise DataValidationError(
             f"{source} does not match the schema (src/.../schema.py): " + "; ".join(problems)
         )
+    clean: dict[str, Any] = {}
+    for feature in schema.FEATURES:
+        values = checked.batch.columns[feature.name]
+        clean[feature.name] = values if feature.kind == "categorical" else values.astype(np.float32)
+    if require_target:
+        clean[schema.TARGET] = target
     return pd.DataFrame(clean, index=frame.index)[expected]
 
 

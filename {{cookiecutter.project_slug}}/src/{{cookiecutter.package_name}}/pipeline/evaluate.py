@@ -1,5 +1,6 @@
 """Stage `evaluate`: score the version `train` registered (read from `reports/train.json`) on
-the test split, loaded by the server's own loader (`serving.registry`: the model as served);
+the test split, loaded by the server's own loader (`inference.registry`: the model as served)
+and scored through the same core (the validator's column batch, `Predictor.predict`);
 write `reports/metrics.json` and the plots, log both to the training run and tag the version
 with its metrics (the next `promote` compares against them when it is champion)."""
 
@@ -10,7 +11,6 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import numpy as np
@@ -20,9 +20,11 @@ from sklearn import metrics as skm
 
 from .. import schema
 from ..data.load import load_table
+from ..inference.batch import ColumnBatch
+from ..inference.predictor import Predictor
+from ..inference.registry import load_version
+from ..inference.validation import InvalidBatch, Validator
 from ..registry_names import RUN_ID, metric_tag
-from ..serving.predictor import Predictor
-from ..serving.registry import load_version
 from .common import Context, add_common_arguments, cli_errors
 from .tracking import configure
 
@@ -76,18 +78,23 @@ def write_plots(
 
 
 def permutation_importance(
-    predict: Any, frame: pd.DataFrame, y: np.ndarray, seed: int, repeats: int = 3
+    predict: Callable[[ColumnBatch], np.ndarray],
+    batch: ColumnBatch,
+    y: np.ndarray,
+    seed: int,
+    repeats: int = 3,
 ) -> pd.DataFrame:
     """Drop in average precision when one feature is shuffled: model-agnostic, so it works the
-    same for every framework and for the ONNX model as served."""
+    same for every framework and for the ONNX model as served. One column is swapped per
+    call; the batch is validated once."""
     rng = np.random.default_rng(seed)
-    baseline = skm.average_precision_score(y, predict(frame))
+    baseline = skm.average_precision_score(y, predict(batch))
     rows = []
     for name in schema.FEATURE_NAMES:
         drops = []
         for _ in range(repeats):
-            shuffled = frame.copy()
-            shuffled[name] = rng.permutation(shuffled[name].to_numpy())
+            columns = {**batch.columns, name: rng.permutation(batch.columns[name])}
+            shuffled = ColumnBatch(columns, batch.size, batch.missing)
             drops.append(baseline - skm.average_precision_score(y, predict(shuffled)))
         rows.append({"feature": name, "importance": float(np.mean(drops))})
     return pd.DataFrame(rows).sort_values("importance", ascending=False, ignore_index=True)
@@ -145,13 +152,19 @@ def log_figures(tables: dict[str, pd.DataFrame], values: dict[str, float]) -> No
     plt.close(fig)
 
 
-def frame_scorer(predictor: Predictor) -> Callable[[pd.DataFrame], np.ndarray]:
-    """The served predictor on a frame of features: the fraud probability of each row."""
+def frame_batch(frame: pd.DataFrame, unknown_category: str) -> ColumnBatch:
+    """A frame of features as the server's validated column batch."""
+    checked = Validator(unknown_category).frame(frame)
+    if checked.problems:
+        raise InvalidBatch(checked.problems)
+    return checked.batch
 
-    def predict(frame: pd.DataFrame) -> np.ndarray:
-        records = frame[list(schema.FEATURE_NAMES)].to_dict("records")
-        _labels, probabilities = predictor.predict([predictor.normalize(r) for r in records])
-        return np.asarray(probabilities)[:, 1]
+
+def batch_scorer(predictor: Predictor) -> Callable[[ColumnBatch], np.ndarray]:
+    """The served predictor on a batch: the positive class's probability of each row."""
+
+    def predict(batch: ColumnBatch) -> np.ndarray:
+        return np.asarray(predictor.predict(batch).probabilities)[:, -1]
 
     return predict
 
@@ -174,17 +187,18 @@ def evaluate(ctx: Context, version: str | None = None) -> dict[str, float]:
     # (whoever can register versions could otherwise run code here with `--version N`).
     predictor = load_version(settings, str(version), run_id=run_id)
     test = load_table(ctx.paths.test_split)
-    predict = frame_scorer(predictor)
+    predict = batch_scorer(predictor)
     y = test[schema.TARGET].to_numpy()
-    proba = predict(test[list(schema.FEATURE_NAMES)])
+    batch = frame_batch(test, settings.unknown_category)
+    proba = predict(batch)
     threshold = float(ctx.params["evaluate"]["threshold"])
     values = compute_metrics(y, proba, threshold)
     tables = write_plots(ctx.paths.plots, y, proba, threshold)
-    sample = test.head(int(ctx.params["evaluate"].get("importance_rows", 5000)))
+    sample = np.arange(min(len(test), int(ctx.params["evaluate"].get("importance_rows", 5000))))
     tables["feature_importance"] = permutation_importance(
         predict,
-        sample[list(schema.FEATURE_NAMES)],
-        sample[schema.TARGET].to_numpy(),
+        batch.take(sample),
+        y[sample],
         seed=int(ctx.params["train"].get("seed", 0)),
     )
     tables["feature_importance"].to_csv(

@@ -1,9 +1,11 @@
 """The model server. A request goes one way through it:
 
-`routes/` (validation by the request models of `requests.py`, answers in the shape of
-`responses.py`) -> `scoring.py` (the scoring service) -> `predictor.py` (the loaded registry
-version) -> `cache.py` / `prediction_log.py` (optional parts).
+`routes/` or `protocols/` (the body decoded, then one call of the validator,
+`inference/validation.py`, into a column batch) -> `scoring.py` (`ScoringService.score`: the
+cache, the predictor of `inference/`, the prediction log, the drift window) -> back to the
+route, which renders the task-typed result in its protocol's shape (`responses.py` for the
+server's own routes).
 
 `app.py` builds the FastAPI app, `model_manager.py` holds the served predictor (load, verify,
-swap), `registry.py` loads a registered version, `serve.py` is the `serve` command.
-Nothing here imports pandas or a training framework: the serve image has neither."""
+swap; loading itself is `inference/registry.py`), `serve.py` is the `serve` command. Nothing
+here imports pandas or a training framework: the serve image has neither."""

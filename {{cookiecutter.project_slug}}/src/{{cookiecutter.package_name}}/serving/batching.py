@@ -23,21 +23,20 @@ when a batch call raises, its rows are scored one by one.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import numpy as np
 from prometheus_client import Histogram
 
+from ..inference.batch import ColumnBatch
+from ..inference.predictor import Predictor
+from ..inference.results import Result
 from .metrics import Metrics
-from .predictor import Predictor
 
 # rows per model call (a power of two per bucket: where the load puts the batches)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 LONE_CALLS = 8  # one-row queued calls in a row that turn queueing off
 PROBE_EVERY = 8  # while off, one request in this many queues to look for company
 
-Scores = tuple[np.ndarray, np.ndarray]  # label indices [1], probabilities [1, n_classes]
-Queued = tuple[Predictor, dict[str, Any], "asyncio.Future[Scores]"]
+Queued = tuple[Predictor, ColumnBatch, "asyncio.Future[Result]"]
 
 
 class RowBatcher:
@@ -54,19 +53,19 @@ class RowBatcher:
         self._lone = 0  # one-row queued calls in a row
         self._unqueued = 0  # rows scored at once since queueing went off
 
-    async def predict(self, model: Predictor, record: dict[str, Any]) -> Scores:
-        """The scores of one normalized record, scored with `model`: in one call with the
-        records of the other requests of this loop turn, or at once while queueing is off."""
+    async def predict(self, model: Predictor, row: ColumnBatch) -> Result:
+        """The result of a one-row batch, scored with `model`: in one call with the rows of the
+        other requests of this loop turn, or at once while queueing is off."""
         if not self._queue and not self.queueing:
             self._unqueued += 1
             if self._unqueued % PROBE_EVERY:
                 self.rows_per_call.observe(1)
-                return model.predict([record])
+                return model.predict(row)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Scores] = loop.create_future()
+        future: asyncio.Future[Result] = loop.create_future()
         if not self._queue:
             loop.call_soon(self._flush)  # after the requests this turn has already started
-        self._queue.append((model, record, future))
+        self._queue.append((model, row, future))
         return await future
 
     def _flush(self) -> None:
@@ -88,7 +87,7 @@ class RowBatcher:
         model = entries[0][0]
         self.rows_per_call.observe(len(entries))
         try:
-            labels, probabilities = model.predict([record for _, record, _ in entries])
+            result = model.predict(ColumnBatch.concat([row for _, row, _ in entries]))
         except Exception as exc:
             if len(entries) > 1:  # find the row: each request gets its own verdict
                 for entry in entries:
@@ -99,4 +98,4 @@ class RowBatcher:
             return
         for i, (_, _, future) in enumerate(entries):
             if not future.done():  # done: cancelled while queued (its client went away)
-                future.set_result((labels[i : i + 1], probabilities[i : i + 1]))
+                future.set_result(result.take(slice(i, i + 1)))

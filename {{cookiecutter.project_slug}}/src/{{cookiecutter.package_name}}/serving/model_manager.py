@@ -21,11 +21,11 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
+from ..inference.predictor import Predictor
+from ..inference.registry import load_registered_model, resolve_alias
 from ..redaction import describe
 from ..settings import Settings
 from .metrics import Metrics
-from .predictor import Predictor
-from .registry import load_registered_model, resolve_alias
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ class PredictionResponse(Prediction):
     request_id: str
     model_name: str
     model_version: str
-    cached: bool = False
 
 
 class BatchResponse(BaseModel):

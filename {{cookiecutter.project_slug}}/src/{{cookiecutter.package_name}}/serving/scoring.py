@@ -1,5 +1,7 @@
-"""The scoring service: what a prediction request does after its route validated it —
-the predictor call, the cache, the prediction log, the prediction metrics.
+"""The scoring service: `score(batch)`, the one path every route and protocol scores through —
+the per-row cache, adaptive batching, the predictor, the prediction log, the drift window and
+the prediction metrics. A route converts its wire format into a validated `ColumnBatch` once
+(`inference/validation.py`), calls `score`, and renders the task-typed result it gets back.
 
 The predictor runs inline on the event loop (an ONNX call takes microseconds; a threadpool hop
 would cost more than the call); the single rows of concurrent requests share model calls
@@ -9,10 +11,9 @@ may have been generated without their modules.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
@@ -22,18 +23,15 @@ import numpy as np
 
 from ..drift.monitor import DriftMonitor
 from ..drift.profile import Profile
-from ..schema import CLASS_NAMES, FEATURES
+from ..inference.batch import ColumnBatch
+from ..inference.predictor import Predictor
+from ..inference.results import Result, UnscorableInput
 from ..settings import Settings
-from .batching import RowBatcher, Scores
+from .batching import RowBatcher
 from .metrics import Metrics
 from .model_manager import ModelManager
-from .predictor import Predictor
 
-POSITIVE = CLASS_NAMES[-1]  # the class whose probability the drift window keeps
-
-
-class UnscorableInput(ValueError):
-    """The model gave a non-finite score: the input lies far outside what it was trained on."""
+__all__ = ["ModelNotReady", "ScoringService", "UnscorableInput"]
 
 
 class Cache(Protocol):
@@ -64,20 +62,6 @@ def optional_module(name: str) -> ModuleType | None:
 
 class ModelNotReady(RuntimeError):
     pass
-
-
-def records_of(columns: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Records from validated columns, with the Python types the request model gives (int for
-    integer features, float for the other numerics, str for categoricals)."""
-    lists: dict[str, list[Any]] = {}
-    for feature in FEATURES:
-        values = columns[feature.name]
-        if feature.kind == "categorical":
-            lists[feature.name] = list(values)
-        else:
-            lists[feature.name] = list(map(int if feature.dtype == "int" else float, values))
-    names = list(lists)
-    return [dict(zip(names, row, strict=True)) for row in zip(*lists.values(), strict=True)]
 
 
 @dataclass
@@ -125,53 +109,59 @@ class ScoringService:
             raise ModelNotReady(self.models.last_error or "model not loaded")
         return predictor
 
-    @staticmethod
-    def _check_finite(probabilities: Any) -> None:
-        # A NaN/inf score cannot be returned as JSON and must never be cached or logged.
-        if len(probabilities) == 1 and all(map(math.isfinite, probabilities[0].tolist())):
-            return  # a single row: a seventh of numpy's whole-array check
-        finite = np.isfinite(probabilities).all(axis=1)
-        if not finite.all():
-            rows = ", ".join(str(i) for i in np.flatnonzero(~finite)[:10])
-            raise UnscorableInput(
-                f"the model gave a non-finite score for record(s) {rows}: "
-                "feature values are far outside the range it was trained on"
-            )
+    async def score(
+        self, batch: ColumnBatch, request_id: str, started: float
+    ) -> tuple[Predictor, Result]:
+        """The result of a validated batch, through the cache (per row), the model (a single
+        row batched with the rows of concurrent requests), the prediction log and the drift
+        window. The model is taken once: a reload cannot swap it mid-request. Raises
+        ModelNotReady, UnscorableInput."""
+        model = self.predictor()
+        if self.cache is None:
+            result = await self._model(model, batch)
+        else:
+            result = await self._cached(model, batch)
+        self._observe(model, request_id, batch, result, started)
+        return model, result
 
-    def _outputs(self, labels: Any, probabilities: Any) -> list[dict[str, Any]]:
-        self._check_finite(probabilities)
-        outputs = []
-        for label, row in zip(labels.tolist(), probabilities.tolist(), strict=True):
-            outputs.append(
-                {
-                    "label": CLASS_NAMES[label],
-                    "probabilities": dict(zip(CLASS_NAMES, row, strict=True)),
-                }
-            )
-        return outputs
+    async def _model(self, model: Predictor, batch: ColumnBatch) -> Result:
+        if self.batcher is not None and batch.size == 1:
+            result = await self.batcher.predict(model, batch)
+        else:
+            result = model.predict(batch)
+        result.check_finite()
+        return result
 
-    def _log(
+    async def _cached(self, model: Predictor, batch: ColumnBatch) -> Result:
+        assert self.cache is not None
+        cache = self.cache
+        keys = [cache.key(model.name, model.version, r) for r in batch.records()]
+        if len(keys) == 1:
+            rows = [await cache.get(keys[0])]
+        else:
+            rows = list(await asyncio.gather(*map(cache.get, keys)))
+        todo = [i for i, row in enumerate(rows) if row is None]
+        if not todo:
+            return Result.from_rows(rows)  # type: ignore[arg-type]
+        everything = len(todo) == len(rows)
+        fresh = await self._model(model, batch if everything else batch.take(np.asarray(todo)))
+        for i, row in zip(todo, fresh.rows(), strict=True):
+            cache.set_later(keys[i], row)
+            rows[i] = row
+        return fresh if everything else Result.from_rows(rows)  # type: ignore[arg-type]
+
+    def _observe(
         self,
         model: Predictor,
         request_id: str,
-        records: list[dict[str, Any]],
-        outputs: list[dict[str, Any]],
+        batch: ColumnBatch,
+        result: Result,
         started: float,
     ) -> None:
-        self.metrics.count_predictions(output["label"] for output in outputs)
+        """Metrics, drift window, prediction log: what every scored request feeds."""
+        self.metrics.count_predictions(result.class_names())
         if self.drift is not None:
-            scores = [output["probabilities"][POSITIVE] for output in outputs]
-            self.drift.observe(model.version, model.reference, records, scores)
-        self._record(model, request_id, records, outputs, started)
-
-    def _record(
-        self,
-        model: Predictor,
-        request_id: str,
-        records: list[dict[str, Any]],
-        outputs: list[dict[str, Any]],
-        started: float,
-    ) -> None:
+            self.drift.observe(model.version, model.reference, batch.records(), result.monitored())
         if self.prediction_log is None:
             return
         latency_ms = (time.perf_counter() - started) * 1000
@@ -188,68 +178,11 @@ class ScoringService:
                     "output": output,
                     "latency_ms": latency_ms,
                 }
-                for position, (record, output) in enumerate(zip(records, outputs, strict=True))
+                for position, (record, output) in enumerate(
+                    zip(batch.records(), result.rows(), strict=True)
+                )
             ]
         )
-
-    async def _score_one(self, model: Predictor, record: dict[str, Any]) -> Scores:
-        if self.batcher is None:
-            return model.predict([record])
-        return await self.batcher.predict(model, record)
-
-    async def predict_one(
-        self, record: dict[str, Any], request_id: str, started: float
-    ) -> tuple[Predictor, dict[str, Any], bool]:
-        model = self.predictor()  # this request keeps this model even if a reload swaps it
-        normalized = model.normalize(record)
-        key = None
-        if self.cache is not None:
-            key = self.cache.key(model.name, model.version, normalized)
-            cached = await self.cache.get(key)
-            if cached is not None:
-                self._log(model, request_id, [normalized], [cached], started)
-                return model, cached, True
-        output = self._outputs(*(await self._score_one(model, normalized)))[0]
-        if self.cache is not None and key is not None:
-            self.cache.set_later(key, output)
-        self._log(model, request_id, [normalized], [output], started)
-        return model, output, False
-
-    async def predict_batch(
-        self, records: list[dict[str, Any]], request_id: str, started: float
-    ) -> tuple[Predictor, list[dict[str, Any]]]:
-        model = self.predictor()
-        normalized = [model.normalize(r) for r in records]
-        if len(normalized) == 1:  # a one-row batch is batched like a single row
-            outputs = self._outputs(*(await self._score_one(model, normalized[0])))
-        else:
-            outputs = self._outputs(*model.predict(normalized))
-        self._log(model, request_id, normalized, outputs, started)
-        return model, outputs
-
-    def predict_columns(
-        self, columns: Mapping[str, Any], request_id: str, started: float
-    ) -> tuple[Predictor, list[int], list[list[float]]]:
-        """`predict_batch` for validated, normalized columns (one array or list per feature):
-        (model, label indices, probabilities). Records are built only for what keeps them
-        (the drift window, the prediction log)."""
-        model = self.predictor()
-        labels, probabilities = model.predict_columns(columns)
-        self._check_finite(probabilities)
-        indices, scores = labels.tolist(), probabilities.tolist()
-        names = [CLASS_NAMES[i] for i in indices]
-        self.metrics.count_predictions(names)
-        if self.drift is not None or self.prediction_log is not None:
-            records = records_of(columns)
-            if self.drift is not None:
-                positive = [row[-1] for row in scores]  # POSITIVE is the last class
-                self.drift.observe(model.version, model.reference, records, positive)
-            outputs = [
-                {"label": name, "probabilities": dict(zip(CLASS_NAMES, row, strict=True))}
-                for name, row in zip(names, scores, strict=True)
-            ]
-            self._record(model, request_id, records, outputs, started)
-        return model, indices, scores
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         model = self.models.current

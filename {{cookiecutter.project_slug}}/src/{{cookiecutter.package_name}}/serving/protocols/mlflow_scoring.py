@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,7 +23,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.requests import Request
 
-from .rows import InvalidRows, ModelNotReady, RowScorer, UnscorableInput
+from .inputs import InvalidInput, ModelNotReady, ProtocolInput, UnscorableInput, Where
 
 DF_SPLIT, DF_RECORDS, INSTANCES, INPUTS = (
     "dataframe_split",
@@ -85,35 +84,35 @@ def _kind(value: Any) -> str:
     return kinds.get(type(value), type(value).__name__)
 
 
-# (the body's columns when it is columnar, a function giving its rows, where a row's field is)
-Body = tuple[dict[str, list[Any]] | None, Callable[[], list[Any]], Callable[[int, str], str]]
+# (the body's columns and row count when it is columnar, else its rows; where a value is)
+Body = tuple[dict[str, list[Any]] | None, list[Any] | None, int, Where]
 
 
 def _rows_from_split(split: Any) -> Body:
     if not isinstance(split, dict):
-        raise InvalidRows(
+        raise InvalidInput(
             f"{DF_SPLIT}: Dataframe split format must be a dictionary. Got {_kind(split)}."
         )
     extra = sorted(set(split) - SPLIT_KEYS)
     if extra or "data" not in split:
-        raise InvalidRows(
+        raise InvalidInput(
             f"{DF_SPLIT}: Dataframe split format must have 'data' field and optionally 'columns' "
             f"and 'index' fields; got {sorted(split)}"
         )
     columns, data, index = split.get("columns"), split["data"], split.get("index")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-        raise InvalidRows(
+        raise InvalidInput(
             f"{DF_SPLIT}.columns: a list of feature names is required (positional columns "
             "cannot be matched to the model's features)"
         )
     if len(set(columns)) != len(columns):
         duplicated = sorted({c for c in columns if columns.count(c) > 1})
-        raise InvalidRows(f"{DF_SPLIT}.columns: duplicated column(s) {duplicated}")
+        raise InvalidInput(f"{DF_SPLIT}.columns: duplicated column(s) {duplicated}")
     if not isinstance(data, list):
-        raise InvalidRows(f"{DF_SPLIT}.data: a list of rows is required, got {_kind(data)}")
+        raise InvalidInput(f"{DF_SPLIT}.data: a list of rows is required, got {_kind(data)}")
     if index is not None and (not isinstance(index, list) or len(index) != len(data)):
         size = len(index) if isinstance(index, list) else _kind(index)
-        raise InvalidRows(
+        raise InvalidInput(
             f"{DF_SPLIT}.index: Provided dataframe_split field is not a valid dataframe "
             f"representation: index has {size} entries for {len(data)} rows"
         )
@@ -121,45 +120,46 @@ def _rows_from_split(split: Any) -> Body:
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != width:
             got = f"{len(row)} values" if isinstance(row, list) else _kind(row)
-            raise InvalidRows(
+            raise InvalidInput(
                 f"{DF_SPLIT}.data[{i}]: Provided dataframe_split field is not a valid dataframe "
                 f"representation: {got} for {width} columns"
             )
-    # already columnar once transposed (in C): the model's feeds come straight from it
-    by_column = (
-        dict(zip(columns, map(list, zip(*data, strict=True)), strict=True)) if data else None
-    )
+    # columnar once transposed (in C)
+    transposed = zip(*data, strict=True) if data else ([] for _ in columns)
+    by_column = dict(zip(columns, map(list, transposed), strict=True))
     return (
         by_column,
-        lambda: [dict(zip(columns, row, strict=True)) for row in data],
+        None,
+        len(data),
         lambda i, field: f"{DF_SPLIT}.data[{i}]" + (f".{field}" if field else ""),
     )
 
 
 def _rows_from_list(key: str, value: Any, what: str) -> Body:
     if not isinstance(value, list):
-        raise InvalidRows(f"{key}: {what} Got {_kind(value)}.")
+        raise InvalidInput(f"{key}: {what} Got {_kind(value)}.")
     for i, row in enumerate(value):
         if not isinstance(row, dict):
-            raise InvalidRows(
+            raise InvalidInput(
                 f"{key}[{i}]: each row must be an object of named features, got {_kind(row)} "
                 "(positional rows cannot be matched to the model's features)"
             )
-    return None, lambda: value, lambda i, field: f"{key}[{i}]" + (f".{field}" if field else "")
+    return None, value, len(value), lambda i, field: f"{key}[{i}]" + (f".{field}" if field else "")
 
 
 def _rows_from_columns(key: str, value: dict[str, Any]) -> Body:
     lengths = {}
     for name, column in value.items():
         if not isinstance(column, list):
-            raise InvalidRows(f"{key}.{name}: a list of values is required, got {_kind(column)}")
+            raise InvalidInput(f"{key}.{name}: a list of values is required, got {_kind(column)}")
         lengths[name] = len(column)
     if len(set(lengths.values())) > 1:
-        raise InvalidRows(f"{key}: columns of different lengths {lengths}")
+        raise InvalidInput(f"{key}: columns of different lengths {lengths}")
     size = next(iter(lengths.values()), 0)
     return (
-        value or None,
-        lambda: [{name: column[i] for name, column in value.items()} for i in range(size)],
+        value,
+        None,
+        size,
         lambda i, field: f"{key}.{field}[{i}]" if field else f"{key}[{i}]",
     )
 
@@ -168,26 +168,26 @@ def rows_from_json(body: bytes) -> Body:
     try:
         payload = orjson.loads(body)  # refuses NaN/Infinity literals, invalid UTF-8
     except orjson.JSONDecodeError as exc:
-        raise InvalidRows(
+        raise InvalidInput(
             f"body: Failed to parse input from JSON. Ensure that input is a valid JSON "
             f"formatted string. Error: {exc}"
         ) from None
     if not isinstance(payload, dict):
-        raise InvalidRows(f"body: {REQUIRED_INPUT_FORMAT}. Received {_kind(payload)}.")
+        raise InvalidInput(f"body: {REQUIRED_INPUT_FORMAT}. Received {_kind(payload)}.")
     formats = [key for key in payload if key in FORMATS]
     if len(formats) != 1:
-        raise InvalidRows(
+        raise InvalidInput(
             f"body: {REQUIRED_INPUT_FORMAT}. Received dictionary with input fields: {list(payload)}"
         )
     unknown = [key for key in payload if key not in FORMATS and key != PARAMS]
     if unknown:
-        raise InvalidRows(f"body: unknown field(s) {unknown} next to {formats[0]!r}")
+        raise InvalidInput(f"body: unknown field(s) {unknown} next to {formats[0]!r}")
     params = payload.get(PARAMS)
     if params is not None:
         if not isinstance(params, dict):
-            raise InvalidRows(f"{PARAMS}: Params must be a dictionary, got {_kind(params)}")
+            raise InvalidInput(f"{PARAMS}: Params must be a dictionary, got {_kind(params)}")
         if params:
-            raise InvalidRows(
+            raise InvalidInput(
                 f"{PARAMS}.{next(iter(params))}: this model takes no parameters "
                 f"(got {sorted(params)})"
             )
@@ -210,15 +210,15 @@ def rows_from_csv(body: bytes) -> Body:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidRows(
+        raise InvalidInput(
             f"body: Ensure that input is a valid UTF-8 encoded string. Error: {exc}"
         ) from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header:
-        raise InvalidRows("body: empty CSV; a header row naming the features is required")
+        raise InvalidInput("body: empty CSV; a header row naming the features is required")
     if "" in header:
-        raise InvalidRows(
+        raise InvalidInput(
             "body: CSV header has an unnamed column (a pandas index? write it with index=False)"
         )
     rows = []
@@ -226,14 +226,19 @@ def rows_from_csv(body: bytes) -> Body:
         if not values:
             continue  # a trailing blank line
         if len(values) != len(header):
-            raise InvalidRows(f"csv line {line}: {len(values)} values for {len(header)} columns")
-        rows.append(dict(zip(header, values, strict=True)))
+            raise InvalidInput(f"csv line {line}: {len(values)} values for {len(header)} columns")
+        rows.append(values)
+    if len(set(header)) != len(header):
+        duplicated = sorted({c for c in header if header.count(c) > 1})
+        raise InvalidInput(f"body: CSV header names column(s) twice: {duplicated}")
+    transposed = zip(*rows, strict=True) if rows else ([] for _ in header)
+    columns = dict(zip(header, map(list, transposed), strict=True))
     where = lambda i, field: f"csv row {i + 1}" + (f" column {field}" if field else "")  # noqa: E731
-    return None, lambda: rows, where
+    return columns, None, len(rows), where
 
 
-def mlflow_scoring_router(scorer: RowScorer) -> APIRouter:
-    router = APIRouter(tags=["MLflow scoring protocol"])  # the scoring route first: tried first
+def mlflow_scoring_router(scorer: ProtocolInput) -> APIRouter:
+    router = APIRouter(tags=["MLflow scoring protocol"])
 
     @router.post(
         "/invocations",
@@ -266,20 +271,25 @@ def mlflow_scoring_router(scorer: RowScorer) -> APIRouter:
             return _error(415, str(exc))
         body = await request.body()
         try:
-            columns, rows, where = rows_from_csv(body) if kind == CSV else rows_from_json(body)
+            columns, rows, size, where = (
+                rows_from_csv(body) if kind == CSV else rows_from_json(body)
+            )
             request_id = request.headers.get("x-request-id")
-            scored = await scorer.score_columns(columns, rows, where, request_id)
-        except InvalidRows as exc:
+            if rows is not None:
+                model, result = await scorer.records(rows, where, request_id)
+            else:
+                assert columns is not None
+                model, result = await scorer.columns(columns, size, where, request_id)
+        except InvalidInput as exc:
             return _error(400, str(exc))
         except UnscorableInput as exc:
             return _error(400, str(exc))
         except ModelNotReady as exc:
             return _error(503, f"model not ready: {exc}", "TEMPORARILY_UNAVAILABLE")
-        predictions = {"label": scored.label_indices, "probabilities": scored.probabilities}
         return Response(
-            orjson.dumps({"predictions": predictions}),
+            orjson.dumps({"predictions": result.columns()}),
             media_type="application/json",
-            headers={"x-model-version": scored.model_version},
+            headers={"x-model-version": model.version},
         )
 
     @router.get("/ping", responses={503: {"description": "No model loaded yet"}})

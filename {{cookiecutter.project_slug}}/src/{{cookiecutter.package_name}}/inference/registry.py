@@ -1,6 +1,7 @@
 """The one registry loader: a registered version (or the version an alias points to) as a
-`Predictor`. The server loads `models:/<name>@<alias>` through it and `evaluate` scores the
-version it evaluates through it, so evaluation measures the model as served.
+`Predictor`. The server loads `models:/<name>@<alias>` through it, `score` the same, and
+`evaluate` scores the version it evaluates through it, so evaluation measures the model as
+served.
 
 The alias is resolved to a version first, then exactly that version is downloaded, so the
 version the server reports is the one it runs. The ONNX flavor runs in onnxruntime; MLflow is
@@ -24,8 +25,6 @@ from typing import Any
 from ..drift.profile import download_profile
 from ..settings import Settings
 from .predictor import (
-    SCHEMA_INPUT_TYPES,
-    FeedBuilder,
     ModelLoadError,
     NativeScorer,
     Predictor,
@@ -139,12 +138,10 @@ def load_version(
         onnx_flavor = flavors.get("onnx")
         score: ScoreFunction
         if onnx_flavor:
-            scorer = onnx_scorer(
-                local / onnx_flavor.get("data", "model.onnx"),
-                settings.serve_threads_per_worker,
-                settings.unknown_category,
+            score = onnx_scorer(
+                local / onnx_flavor.get("data", "model.onnx"), settings.serve_threads_per_worker
             )
-            score, feed_builder, flavor = scorer, scorer.feed_builder, "onnx"
+            flavor = "onnx"
         elif "python_function" in flavors:
             if not trust_code:
                 raise ModelLoadError(
@@ -154,7 +151,6 @@ def load_version(
                     "TRUST_REGISTRY_CODE_EXECUTION=true to trust whoever can register models."
                 )
             score = _native_scorer(local, uri)
-            feed_builder = FeedBuilder(SCHEMA_INPUT_TYPES, settings.unknown_category)
             flavor = "native"
         else:
             raise ModelLoadError(
@@ -169,7 +165,6 @@ def load_version(
         loaded_at=datetime.now(UTC),
         signature=_signature(mlmodel),
         score=score,
-        feed_builder=feed_builder,
     )
 
 
