@@ -6,15 +6,18 @@ The route is the one the router matched, read from the ASGI scope after the app 
 (Starlette records it as `scope["route"]`): no route is matched a second time per request
 (the instrumentator matches every route again, about a tenth of a single-row request's CPU).
 The `handler` label is the route's template, so paths that carry a client's words (the model
-name of OIP requests) add no labels; a path no route matched is `none`.
+name of OIP requests) add no labels; a path no route matched is `none`. A request answered
+before routing (a body refused by `RequestBodies`: 408/413/415/499) is matched against the
+routes here, with the router's public `matches`, so it counts under its route too.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -24,9 +27,11 @@ class RequestMetrics:
         app: ASGIApp,
         registry: CollectorRegistry,
         buckets: Iterable[float],
+        routes: Sequence[BaseRoute],
         excluded: Iterable[str] = ("/metrics",),
     ) -> None:
         self.app = app
+        self.routes = routes
         self.excluded = frozenset(excluded)
         self.requests = Counter(
             "http_requests",
@@ -58,9 +63,15 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
+            route = scope.get("route") or self._match(scope)
             handler = getattr(route, "path", None) or "none"
             if handler not in self.excluded:
                 method = scope["method"]
                 self.requests.labels(method, str(status), handler).inc()
                 self.latency.labels(handler, method).observe(time.perf_counter() - started)
+
+    def _match(self, scope: Scope) -> BaseRoute | None:
+        for route in self.routes:
+            if route.matches(scope)[0] == Match.FULL:
+                return route
+        return None
