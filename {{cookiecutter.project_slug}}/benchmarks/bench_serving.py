@@ -734,7 +734,7 @@ def main() -> int:
         from bench_scoring import bench as bench_scoring
 
         print(f"batch scoring against /predict/batch, {args.score_rows:,} rows:")
-        scoring = bench_scoring(args.score_rows, args.duration, args.s{{ cookiecutter.package_name }}dir)
+        scoring = bench_scoring(args.score_rows, args.duration, args.score_workdir)
         summary.update(scoring["summary"])
     print("ratios (target in brackets; [-]: information):")
     for key, ratio in summary.items():
