@@ -14,8 +14,8 @@ from typing import Any
 import mlflow
 import pytest
 
-from {{ cookiecutter.package_name }}.pipeline.evaluate import evaluate
 from {{ cookiecutter.package_name }}.inference.registry import ModelLoadError
+from {{ cookiecutter.package_name }}.pipeline.evaluate import evaluate
 
 MARKER = "EVALUATE_TRUST_MARKER"
 

@@ -35,8 +35,6 @@ from .scoring import ModelNotReady, ScoringService, UnscorableInput
 log = logging.getLogger(__name__)
 
 
-
-
 def _field_path(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p != "body"]
     return ".".join(parts) or "body"
