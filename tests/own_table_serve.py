@@ -20,6 +20,7 @@ MODEL = "own-table"
 def _small_params(root: Path) -> None:
     """The project's params.yaml with the small sizes its own suite trains with."""
     from ruamel.yaml import YAML
+
     from tests.conftest import SMALL  # the project's
 
     yaml = YAML()

@@ -24,7 +24,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder
 
 from .. import schema
-from ..inference.names import onnx_name
+from ..inference.names import onnx_names
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,10 @@ def features(frame: pd.DataFrame) -> pd.DataFrame:
 def onnx_initial_types() -> list[tuple[str, Any]]:
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
+    names = onnx_names(schema.FEATURE_NAMES)
     return [
         (
-            onnx_name(f.name),
+            names[f.name],
             FloatTensorType([None, 1]) if f.kind == "numeric" else StringTensorType([None, 1]),
         )
         for f in schema.FEATURES
@@ -83,15 +84,16 @@ def onnx_initial_types() -> list[tuple[str, Any]]:
 
 def onnx_feeds(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """ONNX inputs for a frame of features: one `[N, 1]` array per feature, by graph name."""
+    names = onnx_names(schema.FEATURE_NAMES)
     feeds: dict[str, np.ndarray] = {}
     for f in schema.FEATURES:
         values = frame[f.name].to_numpy()
         if f.kind == "numeric":
-            feeds[onnx_name(f.name)] = values.astype(np.float32).reshape(-1, 1)
+            feeds[names[f.name]] = values.astype(np.float32).reshape(-1, 1)
         else:
             column = frame[f.name]
             text = column.where(column.notna(), "").astype(str).to_numpy()
-            feeds[onnx_name(f.name)] = text.astype(object).reshape(-1, 1)
+            feeds[names[f.name]] = text.astype(object).reshape(-1, 1)
     return feeds
 
 
