@@ -16,7 +16,9 @@ from {{ cookiecutter.package_name }}.schema import Feature
 from .test_model import SMALL_PARAMS
 
 FEATURES = (
-    Feature("clinic/site", "categorical", "", "str", categories=("Nord", "Süd", "West"), nullable=True),
+    Feature(
+        "clinic/site", "categorical", "", "str", categories=("Nord", "Süd", "West"), nullable=True
+    ),
     Feature("mean radius/mm", "numeric", "", minimum=0, maximum=40, nullable=True),
     Feature("Größe.cm", "numeric", "", minimum=0, maximum=250, nullable=True),
     Feature("visits 24h", "numeric", "", "int", 0, 50),
@@ -73,7 +75,8 @@ def test_onnx_export_imputes_blanks_like_the_native_model() -> None:
     converted = onnx_proba(session, holdout[blank])
     np.testing.assert_allclose(converted, native, atol=1e-4)
     assert np.isfinite(converted).all()
-    # a blank is imputed, not read as a number: the same row with and without the value differ
+    # a row emptied by hand: the graph imputes it as the native model does
     row = holdout[~blank].head(1)
     emptied = row.assign(**{"mean radius/mm": np.nan})
-    assert onnx_proba(session, emptied)[0] == pytest.approx(model.predict_proba(emptied)[0], abs=1e-4)
+    native_emptied = model.predict_proba(emptied)[0]
+    assert onnx_proba(session, emptied)[0] == pytest.approx(native_emptied, abs=1e-4)

@@ -69,7 +69,7 @@ class FeedBuilder:
         them returned (a thread scores one call at a time; onnxruntime keeps no inputs)."""
         feeds: dict[str, np.ndarray] | None = getattr(self._local, "feeds", None)
         if feeds is None:
-            feeds = {graph_name: np.empty((1, 1), dtype=dtype) for _, graph_name, dtype in self.columns}
+            feeds = {graph: np.empty((1, 1), dtype=dtype) for _, graph, dtype in self.columns}
             self._local.feeds = feeds
         for name, graph_name, _ in self.columns:
             feeds[graph_name][0, 0] = columns[name][0]

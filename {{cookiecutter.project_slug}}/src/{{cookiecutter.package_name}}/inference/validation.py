@@ -573,7 +573,8 @@ def _numeric(
         _is_absent(values) if isinstance(values, list) and blank.any() else np.zeros(size, bool)
     )
     if not feature.nullable:  # a nullable feature may be absent from a record: a blank
-        _refuse(problems, feature, "missing", "Field required", absent, shown() if absent.any() else [])
+        listed_if = shown() if absent.any() else []
+        _refuse(problems, feature, "missing", "Field required", absent, listed_if)
     if not feature.nullable and blank.any():
         kind = "int_type" if integer else "float_type"
         message = "Input should be a valid integer" if integer else "Input should be a valid number"
