@@ -1,7 +1,8 @@
 """Slow tier: `make schema` in a generated project on a team's own table of each task kind
 (tests/own_tables.py: word labels, names with spaces, slashes and non-ASCII letters, 3% blanks),
 as CSV and as Parquet. The project's task is `TASK` in its schema.py; a table of another kind
-is refused in one line."""
+is refused in one line. The binary table then goes through training, serving and a prediction
+(tests/own_table_serve.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.own_tables import KINDS
 pytestmark = pytest.mark.slow
 
 OWN_TABLES = Path(__file__).resolve().parents[1] / "own_tables.py"
+OWN_TABLE_SERVE = Path(__file__).resolve().parents[1] / "own_table_serve.py"
 # What the inferred schema.py declares, read by the project's own interpreter.
 DECLARED = """
 import importlib.util, json, sys
@@ -95,9 +97,6 @@ def test_make_schema_on_a_table_of_each_task_kind(bake, tmp_path: Path) -> None:
     assert refused.returncode != 0 and len(errors) == 1, refused.stderr
     assert "'cultivar'" in errors[0] and "task=multiclass" in errors[0]
     assert schema.read_bytes() == before
-
-
-OWN_TABLE_SERVE = Path(__file__).resolve().parents[1] / "own_table_serve.py"
 
 
 def test_binary_table_with_blanks_and_odd_names_trains_serves_and_predicts(  # type: ignore[no-untyped-def]
