@@ -6,6 +6,8 @@ like, small enough (kilobytes of JSON) to log with every run and load with every
   of each bin;
 * categorical feature: the share of each schema category plus an `other` bucket (unknown
   categories at serving time, anything the schema does not list);
+* blanks (a nullable feature's missing values): their share of the rows, `missing`; bins and
+  categories describe the present values only, so no NaN ever reaches the edges;
 * score: quantiles of the predicted fraud probability on the holdout (the reference CDF of the
   KS statistic) and its share per bin (the histograms of the report).
 
@@ -42,13 +44,15 @@ SCORE_QUANTILES = 101  # percentiles 0..100 of the holdout score
 @dataclass(frozen=True)
 class NumericReference:
     edges: list[float]  # inner cut points, strictly increasing; len(fractions) == len(edges) + 1
-    fractions: list[float]
+    fractions: list[float]  # of the present values
+    missing: float = 0.0  # share of blank rows (absent in profiles written before blanks)
 
 
 @dataclass(frozen=True)
 class CategoricalReference:
     categories: list[str]  # the schema's categories; the last fraction is `other`
-    fractions: list[float]
+    fractions: list[float]  # of the present values
+    missing: float = 0.0  # share of blank rows
 
 
 @dataclass(frozen=True)
@@ -107,18 +111,36 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, values, side="left")
 
 
-def numeric_counts(values: Any, edges: np.ndarray) -> np.ndarray:
+def _present(values: Any) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64)
-    return np.bincount(bin_index(x, edges), minlength=len(edges) + 1)
+    return x[~np.isnan(x)]
+
+
+def numeric_counts(values: Any, edges: np.ndarray) -> np.ndarray:
+    """Counts per bin of the present values (NaN, a blank, is counted by `blank_count`)."""
+    return np.bincount(bin_index(_present(values), edges), minlength=len(edges) + 1)
+
+
+def is_blank(value: Any) -> bool:
+    """A categorical blank: None (a request's null), "" (the data loader's) or NaN."""
+    return value is None or value == "" or (isinstance(value, float) and value != value)
 
 
 def categorical_counts(values: Iterable[Any], categories: Sequence[str]) -> np.ndarray:
-    """Counts per category, `other` last (Counter: no sort of an object array)."""
+    """Counts per category of the present values, `other` last (Counter: no sort of an
+    object array)."""
     position = {c: i for i, c in enumerate(categories)}
     counts = np.zeros(len(categories) + 1, dtype=np.int64)
     for value, count in Counter(values).items():
-        counts[position.get(str(value), len(categories))] += count
+        if not is_blank(value):
+            counts[position.get(str(value), len(categories))] += count
     return counts
+
+
+def blank_count(values: Any, kind: str) -> int:
+    if kind == "numeric":
+        return int(np.isnan(np.asarray(values, dtype=np.float64)).sum())
+    return sum(1 for value in values if is_blank(value))
 
 
 def _fractions(counts: np.ndarray) -> list[float]:
@@ -126,14 +148,27 @@ def _fractions(counts: np.ndarray) -> list[float]:
     return (counts / total).tolist() if total else [0.0] * len(counts)
 
 
+def _share(part: int, rows: int) -> float:
+    return part / rows if rows else 0.0
+
+
 def _numeric(values: np.ndarray, bins: int) -> NumericReference:
-    edges = quantile_edges(values, bins)
-    return NumericReference(edges.tolist(), _fractions(numeric_counts(values, edges)))
+    present = _present(values)
+    edges = quantile_edges(present, bins) if present.size else np.array([])
+    return NumericReference(
+        edges.tolist(),
+        _fractions(numeric_counts(present, edges)),
+        _share(len(values) - present.size, len(values)),
+    )
 
 
 def _categorical(values: Any, feature: Feature) -> CategoricalReference:
     categories = list(feature.categories)
-    return CategoricalReference(categories, _fractions(categorical_counts(values, categories)))
+    return CategoricalReference(
+        categories,
+        _fractions(categorical_counts(values, categories)),
+        _share(blank_count(values, "categorical"), len(values)),
+    )
 
 
 def build_profile(

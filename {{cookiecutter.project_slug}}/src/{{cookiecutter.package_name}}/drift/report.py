@@ -35,9 +35,10 @@ import numpy as np
 from ..schema import FEATURES_BY_NAME
 from ..settings import Settings, get_settings
 from . import stats
-from .profile import ARTIFACT_PATH, Profile, categorical_counts, numeric_counts
+from .profile import ARTIFACT_PATH, Profile, numeric_counts
 
 DURATION = re.compile(r"^(\d+)([smhdw])$")
+BLANK = "blank"  # the bin of a feature's missing values
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -148,21 +149,24 @@ def _shares(counts: np.ndarray) -> list[float]:
 
 
 def compare(profile: Profile, sample: LiveSample) -> list[FeatureDrift]:
+    """Per feature: PSI, the bins (the blank share last, as the live monitor counts them), the
+    reference and live shares."""
+    counts = stats.live_counts(profile, sample.columns)
     results = []
     for name, ref in profile.numeric.items():
-        counts = numeric_counts(sample.columns[name], np.asarray(ref.edges))
+        reference = stats.reference_shares(ref)
         results.append(
             FeatureDrift(
-                name, "numeric", stats.psi(ref.fractions, counts),
-                _numeric_labels(ref.edges), ref.fractions, _shares(counts),
+                name, "numeric", stats.psi(reference, counts[name]),
+                [*_numeric_labels(ref.edges), BLANK], reference, _shares(counts[name]),
             )
         )  # fmt: skip
     for name, cat in profile.categorical.items():
-        counts = categorical_counts(sample.columns[name], cat.categories)
+        reference = stats.reference_shares(cat)
         results.append(
             FeatureDrift(
-                name, "categorical", stats.psi(cat.fractions, counts),
-                [*cat.categories, "other"], cat.fractions, _shares(counts),
+                name, "categorical", stats.psi(reference, counts[name]),
+                [*cat.categories, "other", BLANK], reference, _shares(counts[name]),
             )
         )  # fmt: skip
     return results

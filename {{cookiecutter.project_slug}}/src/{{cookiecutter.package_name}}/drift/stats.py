@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from .profile import Profile, categorical_counts, numeric_counts
+from .profile import (
+    CategoricalReference,
+    NumericReference,
+    Profile,
+    blank_count,
+    categorical_counts,
+    numeric_counts,
+)
 
 # Empty bins (live or reference) are floored at this share, so PSI stays finite.
 PSI_EPSILON = 1e-4
@@ -52,21 +59,34 @@ def ks_statistic(scores: Any, quantiles: Any) -> float:
     return float(max(above.max(), below.max()))
 
 
+def reference_shares(ref: NumericReference | CategoricalReference) -> list[float]:
+    """The reference's bin shares over all rows, the blank share last: the bins `live_counts`
+    counts (a feature without blanks has 0 there on both sides, adding nothing to PSI)."""
+    present = 1.0 - ref.missing
+    return [*(share * present for share in ref.fractions), ref.missing]
+
+
 def live_counts(profile: Profile, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Live counts per feature on the profile's bins (categorical: `other` last)."""
+    """Live counts per feature on the profile's bins (categorical: `other`), blanks last."""
     counts: dict[str, np.ndarray] = {}
     for name, ref in profile.numeric.items():
-        counts[name] = numeric_counts(columns[name], np.asarray(ref.edges))
+        values = columns[name]
+        counts[name] = np.append(
+            numeric_counts(values, np.asarray(ref.edges)), blank_count(values, "numeric")
+        )
     for name, cat in profile.categorical.items():
-        counts[name] = categorical_counts(columns[name], cat.categories)
+        values = columns[name]
+        counts[name] = np.append(
+            categorical_counts(values, cat.categories), blank_count(values, "categorical")
+        )
     return counts
 
 
 def feature_psi(profile: Profile, columns: Mapping[str, Any]) -> dict[str, float]:
     """PSI per feature of the live `columns` (a DataFrame or a mapping of arrays)."""
-    references: dict[str, list[float]] = {
-        **{n: r.fractions for n, r in profile.numeric.items()},
-        **{n: r.fractions for n, r in profile.categorical.items()},
+    references = {
+        **{n: reference_shares(r) for n, r in profile.numeric.items()},
+        **{n: reference_shares(r) for n, r in profile.categorical.items()},
     }
     return {
         name: psi(references[name], counts)

@@ -22,6 +22,7 @@ import onnxruntime as ort
 from ..drift.profile import Profile
 from ..schema import CLASS_NAMES, FEATURE_NAMES, FEATURES
 from .batch import ColumnBatch
+from .names import ONNX_NAMES
 from .results import Classification
 
 # onnxruntime input type -> numpy dtype of the feed
@@ -44,10 +45,13 @@ ScoreFunction = Callable[[ColumnBatch], Classification]
 
 class FeedBuilder:
     """Turns a validated batch into onnxruntime feeds (one `[N, 1]` array per feature, of the
-    graph's input type)."""
+    graph's input type, under the graph's name for it: `names.py`)."""
 
     def __init__(self, input_types: Mapping[str, str]) -> None:
-        self.columns = [(f.name, ORT_DTYPES[input_types[f.name]]) for f in FEATURES]
+        self.columns = [
+            (f.name, ONNX_NAMES[f.name], ORT_DTYPES[input_types[ONNX_NAMES[f.name]]])
+            for f in FEATURES
+        ]
         self._local = threading.local()
 
     def build(self, batch: ColumnBatch) -> dict[str, np.ndarray]:
@@ -55,8 +59,8 @@ class FeedBuilder:
         if batch.size == 1:
             return self._one(columns)
         return {
-            name: columns[name].astype(dtype, copy=False).reshape(-1, 1)
-            for name, dtype in self.columns
+            graph_name: columns[name].astype(dtype, copy=False).reshape(-1, 1)
+            for name, graph_name, dtype in self.columns
         }
 
     def _one(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -65,10 +69,10 @@ class FeedBuilder:
         them returned (a thread scores one call at a time; onnxruntime keeps no inputs)."""
         feeds: dict[str, np.ndarray] | None = getattr(self._local, "feeds", None)
         if feeds is None:
-            feeds = {name: np.empty((1, 1), dtype=dtype) for name, dtype in self.columns}
+            feeds = {graph: np.empty((1, 1), dtype=dtype) for _, graph, dtype in self.columns}
             self._local.feeds = feeds
-        for name, array in feeds.items():
-            array[0, 0] = columns[name][0]
+        for name, graph_name, _ in self.columns:
+            feeds[graph_name][0, 0] = columns[name][0]
         return feeds
 
 
@@ -121,10 +125,12 @@ def session_from_file(model_file: Path, threads: int) -> ort.InferenceSession:
 
 
 def check_interface(session: ort.InferenceSession) -> dict[str, str]:
-    """The graph must take one input per schema feature and give `label` + `probabilities`."""
+    """The graph must take one input per schema feature (named by `names.py`) and give
+    `label` + `probabilities`."""
     inputs = {i.name: i.type for i in session.get_inputs()}
-    missing = sorted(set(FEATURE_NAMES) - set(inputs))
-    extra = sorted(set(inputs) - set(FEATURE_NAMES))
+    expected = set(ONNX_NAMES.values())
+    missing = sorted(expected - set(inputs))
+    extra = sorted(set(inputs) - expected)
     if missing or extra:
         raise ModelLoadError(
             f"model inputs do not match schema.FEATURES: missing {missing}, unexpected {extra}"

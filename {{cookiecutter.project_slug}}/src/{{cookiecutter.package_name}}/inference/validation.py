@@ -413,8 +413,8 @@ class Validator:
         strings = [v if ok else "" for v, ok in zip(distinct, text_of, strict=True)]
         text = np.array(text_of, dtype=bool)[indices] & ~blank
         shown = np.array(distinct, dtype=object)[indices] if len(distinct) else []
-        _refuse(problems, feature, "missing", "Field required", absent, shown)
-        if not feature.nullable:
+        if not feature.nullable:  # a nullable feature may be absent from a record: a blank
+            _refuse(problems, feature, "missing", "Field required", absent, shown)
             message = "Input should be a valid string"
             _refuse(problems, feature, "string_type", message, blank & ~absent, shown)
         _refuse(
@@ -442,18 +442,25 @@ class Validator:
         return array, blank
 
     def target(self, values: Any) -> np.ndarray | None:
-        """Class indices of a target column (0 .. len(CLASS_NAMES) - 1), None when any value is
-        not one."""
+        """Class indices of a target column, None when any value is not one: an index
+        (0 .. len(CLASS_NAMES) - 1) or the class's name (a team's file holds its own labels)."""
         try:
             array = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
-            return None
+            position = {name: i for i, name in enumerate(CLASS_NAMES)}
+            labels = [str(v) for v in _as_list(values)]
+            if not all(label in position for label in labels):
+                return None
+            return np.array([position[label] for label in labels], dtype=np.int64)
         if not np.isin(array, np.arange(len(CLASS_NAMES))).all():
             return None
         return array.astype(np.int64)
 
 
-TARGET_EXPECTED = f"{TARGET} (expected " + "/".join(map(str, range(len(CLASS_NAMES)))) + ")"
+TARGET_EXPECTED = (
+    f"{TARGET} (expected " + "/".join(map(str, range(len(CLASS_NAMES))))
+    + " or " + "/".join(CLASS_NAMES) + ")"
+)  # fmt: skip
 
 
 def _as_list(values: Any) -> list[Any]:
@@ -565,7 +572,9 @@ def _numeric(
     absent = (
         _is_absent(values) if isinstance(values, list) and blank.any() else np.zeros(size, bool)
     )
-    _refuse(problems, feature, "missing", "Field required", absent, shown() if absent.any() else [])
+    if not feature.nullable:  # a nullable feature may be absent from a record: a blank
+        listed_if = shown() if absent.any() else []
+        _refuse(problems, feature, "missing", "Field required", absent, listed_if)
     if not feature.nullable and blank.any():
         kind = "int_type" if integer else "float_type"
         message = "Input should be a valid integer" if integer else "Input should be a valid number"

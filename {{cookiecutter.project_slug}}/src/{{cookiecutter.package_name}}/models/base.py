@@ -1,9 +1,12 @@
 """The one model interface every framework implements, and the preprocessing they share.
 
-Preprocessing is the same for all frameworks (and converts to ONNX with skl2onnx): categorical
-columns one-hot encoded with the schema's categories (unknown values -> all zeros), numeric
-columns passed through as float32. Inputs of the ONNX graph are one `[None, 1]` tensor per
-feature, named as in `schema.FEATURES`; outputs are `label` and `probabilities`.
+Preprocessing is the same for all frameworks (and converts to ONNX with skl2onnx, so the graph
+imputes and serving needs no second path): categorical columns one-hot encoded with the
+schema's categories (unknown values and blanks -> all zeros), numeric columns passed through as
+float32, blanks of a nullable numeric feature replaced by the training median. Inputs of the
+ONNX graph are one `[None, 1]` tensor per feature, in schema order, named by
+`inference/names.py` (the schema's names may hold spaces or `/`); outputs are `label` and
+`probabilities`.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder
 
 from .. import schema
+from ..inference.names import onnx_names
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +33,28 @@ IterationCallback = Callable[[int, dict[str, float]], None]
 
 
 def make_preprocessor() -> ColumnTransformer:
-    categories = [list(schema.FEATURES_BY_NAME[c].categories) for c in schema.CATEGORICAL_FEATURES]
-    return ColumnTransformer(
-        [
-            (
-                "categorical",
-                OneHotEncoder(
-                    categories=categories,
-                    handle_unknown="ignore",
-                    sparse_output=False,
-                    dtype=np.float32,
-                ),
-                list(schema.CATEGORICAL_FEATURES),
-            ),
-            ("numeric", "passthrough", list(schema.NUMERIC_FEATURES)),
-        ],
-        verbose_feature_names_out=False,
-    )
+    """Columns are picked by position in schema order (what `features` gives): the ONNX graph's
+    inputs come in the same order, whatever the names (skl2onnx matches names literally)."""
+    position = {name: i for i, name in enumerate(schema.FEATURE_NAMES)}
+    categorical = [f for f in schema.FEATURES if f.kind == "categorical"]
+    numeric = [f for f in schema.FEATURES if f.kind == "numeric" and not f.nullable]
+    blanks = [f for f in schema.FEATURES if f.kind == "numeric" and f.nullable]
+    steps: list[tuple[str, Any, list[int]]] = []
+    if categorical:
+        encoder = OneHotEncoder(
+            categories=[list(f.categories) for f in categorical],
+            handle_unknown="ignore",
+            sparse_output=False,
+            dtype=np.float32,
+        )
+        steps.append(("categorical", encoder, [position[f.name] for f in categorical]))
+    if numeric:
+        steps.append(("numeric", "passthrough", [position[f.name] for f in numeric]))
+    if blanks:
+        # keep_empty_features: a column blank in every training row still gives its input
+        imputer = SimpleImputer(strategy="median", keep_empty_features=True)
+        steps.append(("imputed", imputer, [position[f.name] for f in blanks]))
+    return ColumnTransformer(steps, verbose_feature_names_out=False)
 
 
 def features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -52,28 +62,38 @@ def features(frame: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for f in schema.FEATURES:
         column = frame[f.name]
-        out[f.name] = column.astype(np.float32) if f.kind == "numeric" else column.astype(str)
+        if f.kind == "numeric":
+            out[f.name] = column.astype(np.float32)
+        else:  # a blank (None, NaN) is "", which the encoder maps to all zeros
+            out[f.name] = column.where(column.notna(), "").astype(str)
     return pd.DataFrame(out, index=frame.index)
 
 
 def onnx_initial_types() -> list[tuple[str, Any]]:
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
+    names = onnx_names(schema.FEATURE_NAMES)
     return [
-        (f.name, FloatTensorType([None, 1]) if f.kind == "numeric" else StringTensorType([None, 1]))
+        (
+            names[f.name],
+            FloatTensorType([None, 1]) if f.kind == "numeric" else StringTensorType([None, 1]),
+        )
         for f in schema.FEATURES
     ]
 
 
 def onnx_feeds(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """ONNX inputs for a frame of features: one `[N, 1]` array per feature."""
+    """ONNX inputs for a frame of features: one `[N, 1]` array per feature, by graph name."""
+    names = onnx_names(schema.FEATURE_NAMES)
     feeds: dict[str, np.ndarray] = {}
     for f in schema.FEATURES:
         values = frame[f.name].to_numpy()
         if f.kind == "numeric":
-            feeds[f.name] = values.astype(np.float32).reshape(-1, 1)
+            feeds[names[f.name]] = values.astype(np.float32).reshape(-1, 1)
         else:
-            feeds[f.name] = values.astype(str).astype(object).reshape(-1, 1)
+            column = frame[f.name]
+            text = column.where(column.notna(), "").astype(str).to_numpy()
+            feeds[names[f.name]] = text.astype(object).reshape(-1, 1)
     return feeds
 
 
