@@ -56,7 +56,7 @@ def ks_statistic(scores: Any, quantiles: Any) -> float:
     cdf = np.interp(x, q, np.linspace(0, 1, q.size))
     above = np.arange(1, n + 1) / n - cdf
     below = cdf - np.arange(0, n) / n
-    return float(max(above.max(), below.max()))
+    return float(max(np.max(above), np.max(below)))
 
 
 def reference_shares(ref: NumericReference | CategoricalReference) -> list[float]:
