@@ -365,10 +365,14 @@ def test_predictions_are_cached_and_logged(flow: Flow) -> None:
     champion, record = flow.need("served"), flow.need("record")
     status, first = http("POST", f"{SERVING}/predict", record)
     assert status == 200, first
-    assert first["model_version"] == champion and first["cached"] is False
+    assert first["model_version"] == champion
+    # No answer says whether the record was scored before (that was an oracle); the entry
+    # itself is checked in Redis below.
+    assert "cached" not in first, first
     assert set(first["probabilities"]) >= {first["label"]}
     status, second = http("POST", f"{SERVING}/predict", record)
-    assert status == 200 and second["cached"] is True, second
+    assert status == 200, second
+    assert (second["label"], second["probabilities"]) == (first["label"], first["probabilities"])
 
     predictions = dotenv(flow.stack.path / ".env")["POSTGRES_DB"]
     sql = (
